@@ -1,0 +1,335 @@
+"""Fetching one media file into the archive: `download_file`.
+
+Bytes stream into `<stem>.part`; the sha256 is computed as they arrive; the length is checked
+against what the server promised; only then is the file renamed to its final name. An existing
+`.part` is resumed with `Range` plus `If-Range`, tied to the validator (ETag, else Last-Modified)
+saved beside it in `<stem>.part.json`; a server that answers 200 instead, or a validator that
+changed, means the file was replaced upstream, and the download starts over: two versions are
+never spliced together.
+
+Disk work happens in a worker thread, one hop per block of `BLOCK` bytes (a small file is
+written, hashed and renamed in a single hop), so the event loop never waits on the disk and
+never pays a thread hop per network chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archiver.errors import (
+    ArchiveWriteError,
+    FileTooLarge,
+    HttpStatusError,
+    RetryableError,
+    TransferError,
+    UnsafeUrl,
+)
+from archiver.http import HttpClient, MediaResponse
+from archiver.paths import extension_for
+from archiver.sources.fields import media_url
+
+BLOCK = 1 << 20
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
+FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 451})
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    """A media file that is final in the archive."""
+
+    role: str
+    name: str
+    url: str
+    bytes: int
+    sha256: str
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    offset: int
+    validator: str | None
+    orphan: str | None  # a final file of this stem that the manifest does not know
+
+
+async def download_file(
+    http: HttpClient,
+    role: str,
+    url: str,
+    folder: Path,
+    stem: str,
+    *,
+    max_bytes: int,
+    progress: Callable[[int], None] = lambda n: None,
+) -> FetchedFile:
+    """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt."""
+    if media_url(url)[0] is None:
+        raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
+    fetch = _Fetch(http, role, url, folder, stem, max_bytes, progress)
+
+    def final(exc: RetryableError) -> Exception:
+        return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
+
+    return await http.retry.run(fetch.attempt, f"GET {url[:120]}", final)
+
+
+class _Fetch:
+    """The state of one file's download across attempts."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        role: str,
+        url: str,
+        folder: Path,
+        stem: str,
+        max_bytes: int,
+        progress: Callable[[int], None],
+    ) -> None:
+        self.http = http
+        self.role = role
+        self.url = url
+        self.folder = folder
+        self.stem = stem
+        self.part = folder / f"{stem}.part"
+        self.meta = folder / f"{stem}.part.json"
+        self.max_bytes = max_bytes
+        self.progress = progress
+
+    async def attempt(self) -> FetchedFile:
+        # A few stat calls on the event loop cost less than a thread hop to make them.
+        resume = _resume_state(self.folder, self.stem, self.part, self.meta)
+        if resume.orphan is not None:
+            adopted = await self._adopt(resume.orphan)
+            if adopted is not None:
+                return adopted
+        headers = {}
+        if resume.offset and resume.validator:
+            headers = {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
+        async with self.http.media(self.url, headers) as response:
+            offset = self._check_status(response, resume)
+            return await self._receive(response, offset)
+
+    def _check_status(self, response: MediaResponse, resume: _Resume) -> int:
+        """The offset the body starts at, after checking the answer fits what we asked."""
+        status = response.status
+        if status == 206 and resume.offset:
+            match = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            validator = _validator(response)
+            if match is None or int(match.group(1)) != resume.offset:
+                self._discard()
+                raise RetryableError("the server resumed at the wrong offset", retry_after=0)
+            if validator is not None and validator != resume.validator:
+                self._discard()
+                raise RetryableError("the file changed upstream; starting over", retry_after=0)
+            return resume.offset
+        if status in (200, 206):
+            if resume.offset:
+                self._discard()  # Range ignored or the file was replaced: start over
+            return 0
+        if status == 416:
+            self._discard()
+            raise RetryableError("the server refused the resume range", retry_after=0)
+        if status in (408, 425, 429) or status >= 500:
+            retry_after = _retry_after(response)
+            raise RetryableError(f"HTTP {status}", retry_after=retry_after)
+        raise HttpStatusError(f"HTTP {status}", status=status)
+
+    async def _receive(self, response: MediaResponse, offset: int) -> FetchedFile:
+        length = response.headers.get("Content-Length")
+        expected = offset + int(length) if length and length.isdigit() else None
+        if expected is not None and expected > self.max_bytes:
+            raise FileTooLarge(f"{expected} bytes is more than max_file_bytes ({self.max_bytes})")
+        content_type = response.headers.get("Content-Type")
+        name = self.stem + extension_for(self.url, content_type)
+        writer = _PartWriter(self.part, self.meta, offset, _validator(response))
+        if offset:
+            await writer.rehash()
+        buffer = bytearray()
+        try:
+            async for chunk in response.chunks():
+                buffer += chunk
+                self.progress(len(chunk))
+                if writer.size + len(buffer) > self.max_bytes:
+                    writer.discard_later = True
+                    raise FileTooLarge(f"more than max_file_bytes ({self.max_bytes}) bytes")
+                if len(buffer) >= BLOCK:
+                    await writer.append(bytes(buffer))
+                    buffer.clear()
+        except RetryableError:
+            # Keep what arrived, so the next attempt resumes after it.
+            await writer.append(bytes(buffer))
+            raise
+        finally:
+            await writer.settle()
+        total = writer.size + len(buffer)
+        if expected is not None and total != expected:
+            await writer.append(bytes(buffer))
+            await writer.settle()
+            raise RetryableError(f"the body ended after {total} of {expected} bytes")
+        digest = await writer.finish(bytes(buffer), self.folder / name)
+        return FetchedFile(self.role, name, self.url, total, digest, content_type)
+
+    async def _adopt(self, orphan: str) -> FetchedFile | None:
+        """Keep a final file a killed run left unrecorded, if the server confirms its size."""
+        path = self.folder / orphan
+        size = path.stat().st_size
+        async with self.http.media(self.url, {"Range": f"bytes={size}-"}) as response:
+            match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            if response.status != 416 or match is None or int(match.group(1)) != size:
+                return None
+        digest = await asyncio.to_thread(_hash_file, path)
+        content_type = _guess_type(orphan)
+        return FetchedFile(self.role, orphan, self.url, size, digest, content_type)
+
+    def _discard(self) -> None:
+        for path in (self.part, self.meta):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+class _PartWriter:
+    """Appends blocks to a `.part` file and hashes them, in a worker thread."""
+
+    def __init__(self, part: Path, meta: Path, offset: int, validator: str | None) -> None:
+        self.part = part
+        self.meta = meta
+        self.size = offset
+        self.validator = validator
+        self.hasher = hashlib.sha256()
+        self.discard_later = False
+        self._pending: asyncio.Future[None] | None = None
+
+    async def rehash(self) -> None:
+        """Hash the bytes already in the `.part` (a resumed download)."""
+        await asyncio.to_thread(_hash_into, self.part, self.hasher, self.size)
+
+    async def append(self, block: bytes) -> None:
+        """Start writing `block`; the previous block's write is awaited first."""
+        if not block:
+            return
+        await self.settle()
+        first = self.size == 0
+        self.size += len(block)
+        self._pending = asyncio.ensure_future(
+            asyncio.to_thread(self._append_sync, block, first)
+        )
+
+    async def settle(self) -> None:
+        """Wait for the write in flight, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+        if self.discard_later:
+            await asyncio.to_thread(_remove, self.part, self.meta)
+
+    async def finish(self, last: bytes, final: Path) -> str:
+        """Write the last bytes, rename to `final` and return the sha256."""
+        await self.settle()
+        fresh = self.size == 0
+        self.size += len(last)
+        return await asyncio.to_thread(self._finish_sync, last, final, fresh)
+
+    def _append_sync(self, block: bytes, first: bool) -> None:
+        try:
+            if first:
+                self.part.parent.mkdir(parents=True, exist_ok=True)
+                if self.validator:
+                    self.meta.write_text(json.dumps({"validator": self.validator}))
+            with self.part.open("wb" if first else "ab") as out:
+                out.write(block)
+        except OSError as exc:
+            raise ArchiveWriteError(f"cannot write {self.part}: {exc.strerror}") from None
+        self.hasher.update(block)
+
+    def _finish_sync(self, last: bytes, final: Path, fresh: bool) -> str:
+        try:
+            if fresh:
+                final.parent.mkdir(parents=True, exist_ok=True)
+            with self.part.open("wb" if fresh else "ab") as out:
+                out.write(last)
+            self.hasher.update(last)
+            self.part.replace(final)
+            with contextlib.suppress(FileNotFoundError):
+                self.meta.unlink()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.part.unlink()
+            raise ArchiveWriteError(f"cannot write {final}: {exc.strerror}") from None
+        return self.hasher.hexdigest()
+
+
+def _resume_state(folder: Path, stem: str, part: Path, meta: Path) -> _Resume:
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except FileNotFoundError:
+        return _Resume(0, None, None)
+    except OSError as exc:
+        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from None
+    final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
+    orphan = next((n for n in names if final.fullmatch(n) and n != part.name), None)
+    if part.name not in names:
+        return _Resume(0, None, orphan)
+    validator = None
+    try:
+        saved: Any = json.loads(meta.read_text())
+        if isinstance(saved, dict) and isinstance(saved.get("validator"), str):
+            validator = saved["validator"]
+    except (OSError, ValueError):
+        validator = None
+    if validator is None:
+        _remove(part, meta)  # cannot prove what it holds: start over
+        return _Resume(0, None, orphan)
+    return _Resume(part.stat().st_size, validator, None)
+
+
+def _validator(response: MediaResponse) -> str | None:
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):  # a weak ETag cannot guard a byte range
+        return etag
+    return response.headers.get("Last-Modified") or None
+
+
+def _retry_after(response: MediaResponse) -> float | None:
+    from archiver.retry import parse_retry_after
+
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _hash_into(path: Path, hasher: Any, size: int) -> None:
+    with path.open("rb") as source:
+        remaining = size
+        while remaining > 0:
+            block = source.read(min(BLOCK, remaining))
+            if not block:
+                raise RetryableError("the .part file shrank while resuming", retry_after=0)
+            hasher.update(block)
+            remaining -= len(block)
+
+
+def _hash_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    _hash_into(path, hasher, path.stat().st_size)
+    return hasher.hexdigest()
+
+
+def _guess_type(name: str) -> str | None:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0]

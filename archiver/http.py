@@ -1,0 +1,243 @@
+"""The one HTTP layer: every request archiver makes goes through `HttpClient`.
+
+It owns the shared aiohttp session, timeouts, retries with backoff, `Retry-After`, rate limits
+and the mapping of HTTP statuses and service codes to `archiver.errors`. Sources describe their
+service with an `ApiProfile` and never retry or sleep themselves.
+
+Credentials: API calls carry the headers a source passes (its credential) and never follow a
+redirect, so the credential cannot be carried to another host. Media requests carry no
+configured header at all, and may follow redirects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+
+from archiver.errors import (
+    ApiError,
+    CredentialsRejected,
+    MalformedResponse,
+    RetryableError,
+    TransferError,
+)
+from archiver.limits import BandwidthLimiter, RequestRateLimiter
+from archiver.retry import RetryPolicy, parse_retry_after
+from archiver.settings import HttpSettings
+
+T = TypeVar("T")
+
+MEDIA_READ_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ApiProfile:
+    """How one service answers: which `code` values mean success, try again, or bad credential."""
+
+    service: str
+    ok_codes: frozenset[int]
+    retry_codes: frozenset[int]
+    auth_codes: frozenset[int] = frozenset()
+    limiter: RequestRateLimiter | None = None
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short, credential-free description of a transport failure."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the connection broke during the body"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"network error ({exc.strerror or type(exc).__name__})"
+    return type(exc).__name__
+
+
+class MediaResponse:
+    """An open answer from a media host; its body is read with `chunks()`."""
+
+    def __init__(self, response: aiohttp.ClientResponse, bandwidth: BandwidthLimiter) -> None:
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+        self._bandwidth = bandwidth
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in chunks of whatever size the socket gave."""
+        content = self._response.content
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return
+            await self._bandwidth.consume(len(chunk))
+            yield chunk
+
+    async def head_of_body(self, limit: int = 4096) -> bytes:
+        """Up to `limit` bytes of the body, for an error message."""
+        return await self._response.content.read(limit)
+
+
+class HttpClient:
+    """One aiohttp session and the policies every request obeys."""
+
+    def __init__(self, settings: HttpSettings, *, bandwidth_limit: int = 0) -> None:
+        self.settings = settings
+        self.retry = RetryPolicy(
+            attempts=settings.retries,
+            base=settings.backoff_base,
+            cap=settings.backoff_max,
+            retry_after_cap=settings.retry_after_max,
+        )
+        self._bandwidth = BandwidthLimiter(bandwidth_limit)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.connect_timeout,
+            connect=self.settings.connect_timeout,
+            sock_read=self.settings.read_timeout,
+        )
+        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=connector,
+            headers={"User-Agent": self.settings.user_agent},
+            # Cookies from one service must not ride along to another.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("HttpClient used outside `async with`")
+        return self._session
+
+    async def call_api(
+        self,
+        profile: ApiProfile,
+        url: str,
+        *,
+        parse: Callable[[dict[str, Any]], T],
+        headers: Mapping[str, str],
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+    ) -> T:
+        """POST to an API, check its answer and `parse` it, retrying what is worth retrying.
+
+        `parse` receives the decoded JSON object whose code is a success code; it raises
+        `MalformedResponse` when the shape is wrong, which is retried like a glitch.
+        """
+
+        async def attempt() -> T:
+            doc = await self._post_once(profile, url, headers, json_body, form)
+            code = doc.get("code")
+            message = str(doc.get("msg", ""))[:200]
+            trace_id = doc.get("trace_id") if isinstance(doc.get("trace_id"), str) else None
+            if code in profile.ok_codes:
+                return parse(doc)
+            trace = f" (trace_id {trace_id})" if trace_id else ""
+            if code in profile.retry_codes:
+                raise RetryableError(
+                    f"code {code} {message}{trace}".strip(), code=code, trace_id=trace_id
+                )
+            if code in profile.auth_codes:
+                raise CredentialsRejected(
+                    f"{profile.service}: credentials rejected: code {code} {message}{trace}"
+                )
+            raise ApiError(
+                f"{profile.service}: the API answered code {code} {message}{trace}",
+                code=code if isinstance(code, int) else None,
+                trace_id=trace_id,
+            )
+
+        def final(exc: RetryableError) -> Exception:
+            return ApiError(
+                f"{profile.service}: giving up after {self.retry.attempts} attempts: {exc}",
+                code=exc.code,
+                trace_id=exc.trace_id,
+            )
+
+        return await self.retry.run(attempt, f"{profile.service} {url}", final)
+
+    async def _post_once(
+        self,
+        profile: ApiProfile,
+        url: str,
+        headers: Mapping[str, str],
+        json_body: Any,
+        form: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        if profile.limiter is not None:
+            await profile.limiter.acquire()
+        try:
+            async with self.session.post(
+                url, json=json_body, data=form, headers=dict(headers), allow_redirects=False
+            ) as response:
+                body = await response.read()
+                status = response.status
+                location = response.headers.get("Location", "")
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryableError(describe_network_error(exc)) from None
+        if status in (401, 403):
+            raise CredentialsRejected(f"{profile.service}: credentials rejected (HTTP {status})")
+        if status == 429 or status >= 500 or status == 408:
+            raise RetryableError(f"HTTP {status}", retry_after=retry_after)
+        if 300 <= status < 400:
+            raise ApiError(
+                f"{profile.service}: the API redirected (HTTP {status}) to "
+                f"{location.split('?')[0]!r}; not followed, so the credential stays with "
+                "the API host: check base_url"
+            )
+        if not 200 <= status < 300:
+            raise ApiError(f"{profile.service}: the API answered HTTP {status}")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise MalformedResponse("the answer is not JSON") from None
+        if not isinstance(doc, dict) or "code" not in doc:
+            raise MalformedResponse("the answer is not a JSON object with a code")
+        return doc
+
+    @asynccontextmanager
+    async def media(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[MediaResponse]:
+        """GET a media URL (one attempt). Transport failures become `RetryableError`."""
+        request_headers = {"Accept-Encoding": "identity", **(headers or {})}
+        try:
+            async with self.session.get(
+                url,
+                headers=request_headers,
+                allow_redirects=True,
+                max_redirects=5,
+                auto_decompress=False,
+                read_bufsize=MEDIA_READ_BUFFER,
+            ) as response:
+                yield MediaResponse(response, self._bandwidth)
+        except (aiohttp.InvalidURL, aiohttp.TooManyRedirects) as exc:
+            raise TransferError(f"cannot follow the URL: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryableError(describe_network_error(exc)) from None

@@ -1,0 +1,276 @@
+"""The manifest: what is archived, with sizes and sha256, and where each run stopped.
+
+`ManifestStore` wraps one SQLite database (stdlib sqlite3, WAL, so `status` can read while a
+run writes). Writes come in batches, one transaction for a page of listings or for a batch of
+finished items, so the manifest is never what a run waits on. A manifest that is not ours, or
+is from a newer archiver, is refused and never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver.errors import ManifestError
+from archiver.schema import SCHEMA, SCHEMA_VERSION
+
+CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One archived file, as the manifest knows it."""
+
+    name: str
+    role: str
+    path: str
+    url: str
+    bytes: int
+    sha256: str
+    content_type: str | None
+    current: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class KnownItem:
+    """What the manifest knows of one item."""
+
+    state: str
+    fingerprint: str | None
+    last_seen_run: int | None
+    folder: str
+    files: tuple[FileRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An item listed in this run."""
+
+    kind: str
+    item_id: str
+    folder: str
+    created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one item ended in this run: archived (`error` None) or failed."""
+
+    source: str
+    kind: str
+    item_id: str
+    fingerprint: str
+    files: tuple[FileRow, ...]
+    error: str | None
+
+
+class ManifestStore:
+    """The archive's manifest database."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> ManifestStore:
+        """Open (or, unless `readonly`, create) the manifest at `path`."""
+        exists = path.exists()
+        if readonly and not exists:
+            raise ManifestError(f"{path}: no manifest here; nothing has been archived yet")
+        try:
+            if readonly:
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            else:
+                db = sqlite3.connect(path, timeout=10)
+            db.row_factory = sqlite3.Row
+            store = cls(db, path)
+            store._check()
+        except sqlite3.DatabaseError as exc:
+            raise ManifestError(
+                f"{path}: not an archiver manifest ({exc}); it was left untouched"
+            ) from None
+        return store
+
+    def _check(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if tables and "meta" not in tables:
+            raise ManifestError(f"{self.path}: a SQLite database, but not an archiver manifest")
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row and str(row[0]).isdigit() else None
+            if version is None:
+                raise ManifestError(f"{self.path}: manifest without a schema version")
+            if version > SCHEMA_VERSION:
+                raise ManifestError(
+                    f"{self.path}: written by a newer archiver (schema {version}, this one "
+                    f"knows {SCHEMA_VERSION}); upgrade archiver"
+                )
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        if not tables:
+            with self.db:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.executescript(SCHEMA)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+        self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # Runs
+
+    def begin_run(self, command: str) -> int:
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO runs (started_at, command) VALUES (?, ?)", (utc_now(), command)
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, exit_status: int, summary: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
+                (utc_now(), exit_status, json.dumps(summary), run_id),
+            )
+
+    # Listing
+
+    def lookup(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, KnownItem]:
+        """What the manifest knows of these items of one source and kind."""
+        found: dict[str, KnownItem] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = list(ids[start : start + CHUNK])
+            marks = ",".join("?" * len(chunk))
+            files: dict[str, list[FileRow]] = {}
+            for r in self.db.execute(
+                f"SELECT * FROM files WHERE source = ? AND kind = ? AND item_id IN ({marks})",  # noqa: S608
+                (source, kind, *chunk),
+            ):
+                files.setdefault(r["item_id"], []).append(_file_row(r))
+            for r in self.db.execute(
+                f"SELECT item_id, state, fingerprint, last_seen_run, folder FROM items "  # noqa: S608
+                f"WHERE source = ? AND kind = ? AND item_id IN ({marks})",
+                (source, kind, *chunk),
+            ):
+                found[r["item_id"]] = KnownItem(
+                    state=r["state"],
+                    fingerprint=r["fingerprint"],
+                    last_seen_run=r["last_seen_run"],
+                    folder=r["folder"],
+                    files=tuple(files.get(r["item_id"], ())),
+                )
+        return found
+
+    def mark_seen(self, source: str, run_id: int, seen: Iterable[Seen]) -> None:
+        """Record that these items were listed in this run (new ones as pending)."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO items (source, kind, item_id, state, folder, created_at, "
+                "first_seen_run, last_seen_run) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
+                "ON CONFLICT (source, kind, item_id) DO UPDATE SET last_seen_run = excluded."
+                "last_seen_run, folder = excluded.folder, created_at = excluded.created_at",
+                [
+                    (source, s.kind, s.item_id, s.folder, s.created_at, run_id, run_id)
+                    for s in seen
+                ],
+            )
+
+    # Outcomes
+
+    def record(self, run_id: int, outcomes: Sequence[Outcome]) -> None:
+        """Record a batch of finished items in one transaction."""
+        now = utc_now()
+        with self.db:
+            for o in outcomes:
+                key = (o.source, o.kind, o.item_id)
+                for f in o.files:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        (*key, f.name, f.role, f.path, f.url, f.bytes, f.sha256, f.content_type),
+                    )
+                    self.db.execute(
+                        "UPDATE files SET current = 0 WHERE source = ? AND kind = ? "
+                        "AND item_id = ? AND role = ? AND name != ?",
+                        (*key, f.role, f.name),
+                    )
+                if o.error is None:
+                    self.db.execute(
+                        "UPDATE items SET state = 'archived', fingerprint = ?, archived_run = ?,"
+                        " archived_at = ?, last_error = NULL WHERE source = ? AND kind = ? "
+                        "AND item_id = ?",
+                        (o.fingerprint, run_id, now, *key),
+                    )
+                else:
+                    self.db.execute(
+                        "UPDATE items SET state = 'failed', last_error = ? "
+                        "WHERE source = ? AND kind = ? AND item_id = ?",
+                        (o.error, *key),
+                    )
+
+    def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
+        """Send items back to be fetched again by the next run (after a failed verify)."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE items SET state = 'pending', last_error = ? "
+                "WHERE source = ? AND kind = ? AND item_id = ?",
+                [(reason, *key) for key in keys],
+            )
+
+    # Per-source listing state, for incremental runs
+
+    def source_state(self, source: str) -> tuple[str | None, bool]:
+        """When the source was last listed to its end, and whether its last run was clean."""
+        row = self.db.execute(
+            "SELECT last_full_listing, last_run_clean FROM source_state WHERE source = ?",
+            (source,),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else (None, False)
+
+    def set_source_state(self, source: str, *, listed_to_end: bool, clean: bool) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO source_state (source, last_full_listing, last_run_clean) "
+                "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_full_listing = "
+                "COALESCE(excluded.last_full_listing, last_full_listing), "
+                "last_run_clean = excluded.last_run_clean",
+                (source, utc_now() if listed_to_end else None, int(clean)),
+            )
+
+    # Reading
+
+    def archived_files(self, source: str | None = None) -> Iterator[sqlite3.Row]:
+        """Every file of every archived item, ordered by path."""
+        query = (
+            "SELECT f.*, i.folder FROM files f JOIN items i USING (source, kind, item_id) "
+            "WHERE i.state = 'archived'"
+        )
+        args: tuple[str, ...] = ()
+        if source is not None:
+            query += " AND f.source = ?"
+            args = (source,)
+        yield from self.db.execute(query + " ORDER BY f.path", args)
+
+
+def _file_row(r: sqlite3.Row) -> FileRow:
+    return FileRow(
+        name=r["name"],
+        role=r["role"],
+        path=r["path"],
+        url=r["url"],
+        bytes=r["bytes"],
+        sha256=r["sha256"],
+        content_type=r["content_type"],
+        current=bool(r["current"]),
+    )

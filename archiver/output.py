@@ -1,0 +1,198 @@
+"""What a person (or cron's mail) sees: log lines, progress bars and the closing summary.
+
+On a terminal: tqdm bars and a summary. Not on a terminal: plain time-stamped log lines, and
+nothing at all when nothing new happened, so a nightly cron job mails only when it matters.
+Every line passes through a `Redactor`, so no configured secret is ever printed or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from tqdm import tqdm
+
+from archiver.stats import RunStats
+
+log = logging.getLogger("archiver")
+
+
+class Redactor:
+    """Replaces every configured secret in a text with `***`."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted(
+            {*self.secrets, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+REDACT = Redactor()
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return REDACT(super().format(record))
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return REDACT(json.dumps(entry, ensure_ascii=False))
+
+
+class _TqdmHandler(logging.StreamHandler[IO[str]]):
+    """Writes above the progress bars instead of through them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(
+    *,
+    verbosity: int,
+    interactive: bool,
+    log_file: Path | None = None,
+    log_format: str = "text",
+    stream: IO[str] | None = None,
+) -> None:
+    """Configure the `archiver` logger; `verbosity` is -1 (quiet), 0 or 1 (verbose)."""
+    stream = stream or sys.stderr
+    logger = logging.getLogger("archiver")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    level = {-1: logging.ERROR, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
+    if interactive and verbosity == 0:
+        level = logging.WARNING  # the bars show progress; per-item lines would drown them
+    formatter: logging.Formatter
+    if log_format == "json":
+        formatter = _JsonFormatter()
+    elif interactive:
+        formatter = _RedactingFormatter("%(levelname)s: %(message)s")
+    else:
+        formatter = _RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    console: logging.Handler = (
+        _TqdmHandler(stream) if interactive else logging.StreamHandler(stream)
+    )
+    console.setFormatter(formatter)
+    console.setLevel(level)
+    logger.addHandler(console)
+    logger.setLevel(logging.DEBUG if log_file or verbosity > 0 else level)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(
+            _JsonFormatter()
+            if log_format == "json"
+            else _RedactingFormatter("%(asctime)s %(levelname)s %(message)s")
+        )
+        file_handler.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO)
+        logger.addHandler(file_handler)
+    logger.propagate = False
+
+
+class NoProgress:
+    """Progress for when nobody is watching."""
+
+    def listed(self, count: int) -> None:
+        return
+
+    def file_done(self) -> None:
+        return
+
+    def received(self, count: int) -> None:
+        return
+
+    def close(self) -> None:
+        return
+
+
+class BarProgress:
+    """Three tqdm bars: tasks listed, files fetched, bytes received."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        options: dict[str, Any] = {"file": stream or sys.stderr, "dynamic_ncols": True}
+        self._tasks = tqdm(desc="tasks listed", unit=" tasks", position=0, **options)
+        self._files = tqdm(desc="files", unit=" files", position=1, **options)
+        self._bytes = tqdm(
+            desc="received", unit="B", unit_scale=True, unit_divisor=1024, position=2, **options
+        )
+
+    def listed(self, count: int) -> None:
+        self._tasks.update(count)
+
+    def file_done(self) -> None:
+        self._files.update(1)
+
+    def received(self, count: int) -> None:
+        self._bytes.update(count)
+
+    def close(self) -> None:
+        for bar in (self._bytes, self._files, self._tasks):
+            bar.close()
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def summary_lines(stats: RunStats) -> list[str]:
+    """The closing summary, a few lines a person reads in a glance."""
+    verb = "would archive" if stats.dry_run else "archived"
+    lines = [
+        f"{verb} {stats.total('archived')} new tasks and {stats.total('templates_archived')} "
+        f"templates, {stats.total('already_archived')} already archived, "
+        f"{stats.total('failed')} failed, {stats.total('rejected')} rejected; "
+        f"{human_bytes(stats.total('bytes'))} in {stats.duration:.1f} s"
+    ]
+    for name, s in stats.sources.items():
+        waiting = ", ".join(f"{state} {n}" for state, n in sorted(s.unfinished.items()))
+        line = (
+            f"  {name}: listed {s.listed} ({s.succeeded} succeeded"
+            + (f"; not succeeded: {waiting}" if waiting else "")
+            + f"), new {s.archived}, already {s.already_archived}"
+        )
+        if s.repaired:
+            line += f", repaired {s.repaired}"
+        if s.failed:
+            line += f", failed {s.failed}"
+        if s.rejected:
+            line += f", rejected {s.rejected}"
+        if s.stopped_early:
+            line += ", listing stopped at known tasks"
+        if s.listing_error:
+            line += f"; LISTING FAILED: {s.listing_error}"
+        lines.append(line)
+        lines.extend(f"    failed {f['kind']} {f['id']}: {f['reason']}" for f in s.failures[:20])
+        if s.failed > 20:
+            lines.append(f"    ... and {s.failed - 20} more (see the run report)")
+    if stats.fatal:
+        lines.append(f"  stopped: {stats.fatal}")
+    if stats.interrupted:
+        lines.append("  interrupted: partial downloads are kept and resumed by the next run")
+    return [REDACT(line) for line in lines]

@@ -1,0 +1,105 @@
+"""Where things go in the archive, and making API data safe as path parts.
+
+Every path part that comes from API data passes through `safe_name`, which keeps plain names as
+they are and percent-encodes anything else reversibly (`..` becomes `%2E.`, `a/b` becomes
+`a%2Fb`), so nothing can land outside `archive_dir`; `inside` checks the result anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from archiver.records import ArchiveItem, MediaRef
+
+PLAIN = re.compile(r"[A-Za-z0-9_.\-]")
+MAX_NAME = 120
+EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
+
+# What mimetypes gets wrong or does not know, for the types these services serve.
+CONTENT_TYPE_EXTENSIONS = {
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "audio/mpeg": ".mp3",
+}
+
+
+def safe_name(value: str) -> str:
+    """A folder or file name for `value`: itself when plain, else percent-encoded."""
+    out = []
+    for index, char in enumerate(value):
+        if PLAIN.fullmatch(char) and not (char == "." and index == 0):
+            out.append(char)
+        else:
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+    name = "".join(out) or "%00"
+    if len(name) > MAX_NAME:
+        # Too long for some file systems: keep a readable head and a digest of the whole.
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        head = name[:80].rsplit("%", 1)[0] if "%" in name[77:80] else name[:80]
+        name = f"{head}~{digest}"
+    return name
+
+
+def original_name(name: str) -> str:
+    """The value `safe_name` encoded (for names short enough to be reversible)."""
+    return unquote(name, errors="surrogatepass")
+
+
+def item_folder(source: str, item: ArchiveItem, layout: str) -> PurePosixPath:
+    """The item's folder, relative to the archive root."""
+    ident = safe_name(item.id)
+    if item.kind == "template":
+        return PurePosixPath(safe_name(source), "templates", ident)
+    return PurePosixPath(safe_name(source), *date_parts(item.created_at, layout, ident))
+
+
+def date_parts(created: datetime | None, layout: str, ident: str) -> tuple[str, ...]:
+    """The layout's parts for one task: `2025/09/<id>` by default, `undated/<id>` if no date."""
+    if created is None:
+        return ("undated", ident)
+    text = layout.format(
+        year=f"{created.year:04d}", month=f"{created.month:02d}", day=f"{created.day:02d}",
+        id="\0",
+    )
+    parts = [p for p in text.split("/") if p and p != "."]
+    return tuple(ident if p == "\0" else safe_name(p).replace("%00", ident) for p in parts)
+
+
+def file_stem(ref: MediaRef) -> str:
+    """A media file's name without extension: its role, and its version if it has one."""
+    if ref.version is None:
+        return ref.role
+    return f"{ref.role}.v{safe_name(ref.version)}"
+
+
+def extension_for(url: str, content_type: str | None) -> str:
+    """The file extension: from the URL path, else the Content-Type, else `.bin`."""
+    path = unquote(urlsplit(url).path)
+    match = EXTENSION.search(path.rsplit("/", 1)[-1])
+    if match:
+        return "." + match.group(1).lower()
+    if content_type:
+        kind = content_type.split(";", 1)[0].strip().lower()
+        known = CONTENT_TYPE_EXTENSIONS.get(kind) or mimetypes.guess_extension(kind)
+        if known:
+            return known
+    return ".bin"
+
+
+def inside(root: Path, relative: PurePosixPath | str) -> Path:
+    """`root / relative`, refusing anything that would leave `root`."""
+    candidate = PurePosixPath(relative)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise ValueError(f"path {str(relative)!r} would leave the archive")
+    return root.joinpath(*candidate.parts)

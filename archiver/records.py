@@ -1,0 +1,68 @@
+"""What sources yield: typed records of one listing page.
+
+A source turns each API record into exactly one of three things: an `ArchiveItem` (a succeeded
+task, or a video template, to be archived), an `Unfinished` task (listed but not succeeded:
+counted by state, never archived), or a `Rejected` record (malformed: reported, never fetched).
+The raw API record rides along untouched in `ArchiveItem.record`, for the sidecar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ItemKind = Literal["task", "template"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """One file of an item: its role (the file's stem, e.g. `video`) and where to fetch it.
+
+    `version` is set when the service versions the URL (`?v=2` on templates): a new version
+    is archived as a new file beside the old one, named `<role>.v<version><ext>`.
+    """
+
+    role: str
+    url: str
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveItem:
+    """A succeeded task or a template: a folder of media files plus a sidecar."""
+
+    kind: ItemKind
+    id: str
+    created_at: datetime | None
+    media: tuple[MediaRef, ...]
+    record: Any
+    # role -> why that file cannot be fetched (bad URL, ...); the sidecar says so.
+    problems: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A listed task that has not succeeded (queued, generating, failed)."""
+
+    id: str | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that cannot be archived safely: wrong type, no id, no usable URL."""
+
+    id: str | None
+    reason: str
+
+
+Listed = ArchiveItem | Unfinished | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, in the order the service gave it."""
+
+    number: int
+    items: tuple[Listed, ...] = field(default_factory=tuple)

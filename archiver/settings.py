@@ -1,0 +1,69 @@
+"""Typed settings: the config file's shape, as frozen dataclasses.
+
+`config.load_config` fills these from YAML; each source type adds its own fields by subclassing
+`SourceSettings` in its module. A field whose metadata has `secret=True` holds a credential: its
+value is collected for redaction and never written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+def secret(default: str | None = None) -> Any:
+    """A settings field that holds a credential."""
+    return field(default=default, metadata={"secret": True})
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    """Timeouts and retries, shared by every request."""
+
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    retry_after_max: float = 600.0
+    user_agent: str = "archiver"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """Settings every source type has; a source module subclasses this with its own."""
+
+    type: str
+    base_url: str
+    page_size: int = 50
+    qps: float = 0.0  # requests a second to the API; 0 = the type's default
+    headers: dict[str, str] = field(default_factory=dict)  # sent to the API host only
+    stop_after_known: int = 0  # end the listing after this many archived tasks in a row; 0 = off
+    full_every_days: float = 7.0  # with stop_after_known: a full listing at least this often
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """One configured source: its name (also its folder) and its type's settings."""
+
+    name: str
+    settings: SourceSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole config file, validated."""
+
+    path: Path
+    archive_dir: Path
+    concurrency: int = 8
+    max_file_bytes: int = 64 * 1024**3
+    bandwidth_limit: int = 0  # bytes a second over all downloads; 0 = unlimited
+    layout: str = "{year}/{month}/{id}"
+    durability: Literal["fsync", "none"] = "fsync"
+    keep_reports: int = 100
+    catalog: bool = True
+    http: HttpSettings = field(default_factory=HttpSettings)
+    sources: tuple[SourceConfig, ...] = ()
+    secrets: frozenset[str] = frozenset()

@@ -1,0 +1,119 @@
+"""The sidecar `metadata.json` beside each item's files, and the record's fingerprint.
+
+The sidecar keeps the API record exactly as received, so the archive explains itself without
+the tool. The fingerprint tells a changed record from an unchanged one while ignoring what
+changes on every listing without meaning anything (the signature of a pre-signed URL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from archiver.errors import ArchiveWriteError
+from archiver.manifest import FileRow
+from archiver.records import ArchiveItem
+
+SIDECAR = "metadata.json"
+# Query parameters that sign or expire a URL rather than name a file.
+VOLATILE_PARAMS = (
+    "x-amz-",
+    "x-oss-",
+    "signature",
+    "expires",
+    "awsaccesskeyid",
+    "token",
+    "policy",
+    "key-pair-id",
+    "auth_key",
+    "sign",
+    "t",
+)
+
+
+def url_identity(url: str) -> str:
+    """What names the file behind `url`: its path and its lasting query parameters."""
+    parts = urlsplit(url)
+    params = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith(VOLATILE_PARAMS[:2]) and k.lower() not in VOLATILE_PARAMS[2:]
+    )
+    return parts.path + ("?" + urlencode(params) if params else "")
+
+
+def fingerprint(record: Any) -> str:
+    """A digest of the record that changes only when the record really does."""
+
+    def stable(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return url_identity(value)
+        if isinstance(value, dict):
+            return {str(k): stable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [stable(v) for v in value]
+        return value
+
+    text = json.dumps(stable(record), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def sidecar_document(
+    *,
+    source: str,
+    source_type: str,
+    item: ArchiveItem,
+    files: Sequence[FileRow],
+    missing: Mapping[str, str],
+    previous: Sequence[FileRow],
+    archived_at: str,
+) -> dict[str, Any]:
+    """The sidecar's content for one item."""
+    document: dict[str, Any] = {
+        "source": source,
+        "type": source_type,
+        "kind": item.kind,
+        "id": item.id,
+        "created_at": iso(item.created_at),
+        "archived_at": archived_at,
+        "record": item.record,
+        "files": {f.role: _file_entry(f) for f in files},
+        "missing": dict(missing),
+    }
+    if previous:
+        document["previous_files"] = [{"role": f.role, **_file_entry(f)} for f in previous]
+    return document
+
+
+def _file_entry(f: FileRow) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "url": f.url,
+        "bytes": f.bytes,
+        "sha256": f.sha256,
+        "content_type": f.content_type,
+    }
+
+
+def write_sidecar(folder: Path, document: dict[str, Any]) -> Path:
+    """Write `metadata.json` atomically (temp file, then rename); durability comes later."""
+    path = folder / SIDECAR
+    temp = folder / (SIDECAR + ".tmp")
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp.write_text(text, encoding="utf-8", errors="surrogatepass")
+        temp.replace(path)
+    except OSError as exc:
+        raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None
+    return path

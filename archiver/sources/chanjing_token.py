@@ -1,0 +1,91 @@
+"""Chanjing access tokens: minted once per run per app id, shared by every source using it.
+
+Minting a token invalidates the one before, so two sources with one app id must share one
+token, and concurrent page requests that all see code 10400 must cause one new mint, not many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from archiver.errors import MalformedResponse
+from archiver.http import ApiProfile, HttpClient
+
+# Mint a new token when the current one has less than this many seconds left.
+EXPIRY_MARGIN = 300
+
+
+class ChanjingToken:
+    """The access token of one Chanjing app id (or a ready token), for the whole run."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        profile: ApiProfile,
+        url: str,
+        *,
+        app_id: str | None,
+        secret_key: str | None,
+        ready_token: str | None,
+    ) -> None:
+        self._http = http
+        self._profile = profile
+        self._url = url
+        self._app_id = app_id
+        self._secret_key = secret_key
+        self._token = ready_token
+        self._expires_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.mints = 0
+
+    @property
+    def can_mint(self) -> bool:
+        return bool(self._app_id and self._secret_key)
+
+    async def get(self) -> str:
+        """The current token, minting one if there is none or it is about to expire."""
+        async with self._lock:
+            if self._token is None or self._expiring():
+                await self._mint()
+            assert self._token is not None
+            return self._token
+
+    async def renew(self, rejected: str) -> str:
+        """A new token after `rejected` was refused, unless another caller already renewed it."""
+        async with self._lock:
+            if self._token == rejected:
+                await self._mint()
+            assert self._token is not None
+            return self._token
+
+    def _expiring(self) -> bool:
+        return self._expires_at is not None and time.time() > self._expires_at - EXPIRY_MARGIN
+
+    async def _mint(self) -> None:
+        self.mints += 1
+        token, expires_at = await self._http.call_api(
+            self._profile,
+            self._url,
+            parse=_token_data,
+            headers={},
+            json_body={"app_id": self._app_id, "secret_key": self._secret_key},
+        )
+        self._token = token
+        self._expires_at = expires_at
+
+
+def _token_data(doc: dict[str, Any]) -> tuple[str, float | None]:
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise MalformedResponse("token answer without a `data` object")
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise MalformedResponse("token answer without an access_token")
+    expire = data.get("expire_in")
+    expires_at = float(expire) if isinstance(expire, int | float) and expire > 0 else None
+    # `expire_in` is documented as a Unix time; a small number is more likely a lifetime.
+    if expires_at is not None and expires_at < 10**9:
+        expires_at += time.time()
+    return token, expires_at

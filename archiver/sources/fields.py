@@ -1,0 +1,72 @@
+"""Reading single fields of API records, defensively.
+
+The services document their fields loosely; these helpers accept every plausible answer (an id
+as a number or a string, a time in seconds or milliseconds) and return None, or a reason, for
+anything that cannot be used safely.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+MAX_ID_LENGTH = 512
+# Earliest and latest creation times taken as real; anything else is "undated".
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+
+
+def record_id(value: object) -> str | None:
+    """A record's identity as a string, or None if it has no usable one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_LENGTH:
+        return value
+    return None
+
+
+def unix_time(value: object) -> datetime | None:
+    """A creation time from Unix seconds (or milliseconds), or None if unusable."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        return None
+    if seconds > LATEST:  # a millisecond timestamp is the usual reason for a huge number
+        seconds /= 1000
+    if not EARLIEST <= seconds < LATEST:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def media_url(value: object) -> tuple[str | None, str | None]:
+    """`(url, None)` for a fetchable http(s) URL, else `(None, reason)`."""
+    if value is None or value == "":
+        return None, "no URL given"
+    if not isinstance(value, str):
+        return None, f"URL is a {type(value).__name__}, not text"
+    url = value.strip()
+    if any(ord(c) < 32 or c == "\x7f" for c in url) or " " in url:
+        return None, "URL contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return None, "URL cannot be parsed"
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = parts.scheme.lower() or "no scheme"
+        return None, f"URL is not http(s) ({scheme[:20]})"
+    if not parts.hostname:
+        return None, "URL has no host"
+    return url, None
+
+
+def url_version(url: str) -> str | None:
+    """The `v` query parameter that versions a template's media, if any."""
+    values = parse_qs(urlsplit(url).query).get("v")
+    return values[-1] if values else None

@@ -1,0 +1,202 @@
+"""The face-swap video service's task history (`POST /videoTaskHistory`).
+
+Pages are numbered from 1 and carry no total, so the list ends at an empty page or a page
+shorter than `pageSize`. The next page is requested while the current one is handed on, so
+listing never waits on the consumer's bookkeeping. Each succeeded task (state 30) also yields
+its video template, once per template version per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from archiver.errors import ApiError, ConfigError, MalformedResponse
+from archiver.http import ApiProfile
+from archiver.records import ArchiveItem, Listed, MediaRef, Page, Rejected, Unfinished
+from archiver.settings import SourceSettings, secret
+from archiver.sources.base import Source
+from archiver.sources.fields import media_url, record_id, unix_time, url_version
+
+SUCCEEDED = 30
+STATE_NAMES = {2: "failed", 10: "waiting", 20: "generating"}
+TASK_MEDIA = (("video", "origin"), ("cover", "covering"))
+TEMPLATE_MEDIA = (("thumb", "thumb"), ("cover", "covering"), ("video", "video"))
+MAX_PAGES = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoTaskHistorySettings(SourceSettings):
+    """Settings of a `video_task_history` source."""
+
+    token: str | None = secret()  # sent as the Authorization header, exactly as given
+    request_encoding: Literal["json", "form"] = "json"
+    templates: bool = True
+
+
+class VideoTaskHistory(Source):
+    """Lists a face-swap account's video tasks, page by page."""
+
+    type_name = "video_task_history"
+    settings_type = VideoTaskHistorySettings
+    settings: VideoTaskHistorySettings
+
+    @classmethod
+    def check_settings(cls, settings: SourceSettings, where: str) -> None:
+        assert isinstance(settings, VideoTaskHistorySettings)
+        if not settings.token:
+            raise ConfigError(f"{where}.token: missing (the account's API token)")
+
+    def _profile(self) -> ApiProfile:
+        limiter = None
+        if self.settings.qps > 0:
+            limiter = self.context.limiter(self.settings.base_url, self.settings.qps)
+        return ApiProfile(
+            service=self.name,
+            ok_codes=frozenset({200}),
+            retry_codes=frozenset({510}),
+            limiter=limiter,
+        )
+
+    async def _fetch(self, profile: ApiProfile, page: int) -> list[Any]:
+        rows = await self._fetch_once(profile, page)
+        if rows is None:
+            # A Go back end encodes an empty list as `null`, but a glitch can too: a second
+            # look tells an empty page from a hiccup, which would otherwise end the listing.
+            rows = await self._fetch_once(profile, page)
+        return rows or []
+
+    async def _fetch_once(self, profile: ApiProfile, page: int) -> list[Any] | None:
+        size = self.settings.page_size
+        headers = {**self.settings.headers, "Authorization": self.settings.token or ""}
+        if self.settings.request_encoding == "form":
+            return await self.http.call_api(
+                profile,
+                self.endpoint("/videoTaskHistory"),
+                parse=_page_data,
+                headers=headers,
+                form={"page": str(page), "pageSize": str(size)},
+            )
+        return await self.http.call_api(
+            profile,
+            self.endpoint("/videoTaskHistory"),
+            parse=_page_data,
+            headers=headers,
+            json_body={"page": page, "pageSize": size},
+        )
+
+    async def pages(self) -> AsyncGenerator[Page, None]:
+        profile = self._profile()
+        size = self.settings.page_size
+        templates_seen: set[tuple[str, tuple[str, ...]]] = set()
+        previous_ids: list[object] | None = None
+        number = 1
+        fetch = asyncio.ensure_future(self._fetch(profile, number))
+        try:
+            while number <= MAX_PAGES:
+                rows = await fetch
+                full = len(rows) >= size
+                ids = [row.get("id") if isinstance(row, dict) else row for row in rows]
+                if full and ids == previous_ids:
+                    raise ApiError(
+                        f"{self.name}: page {number} repeats page {number - 1}; "
+                        "the service seems to ignore `page`"
+                    )
+                previous_ids = ids
+                if full:
+                    fetch = asyncio.ensure_future(self._fetch(profile, number + 1))
+                yield Page(number, tuple(self._parse_rows(rows, templates_seen)))
+                if not full:
+                    return
+                number += 1
+        finally:
+            fetch.cancel()
+
+    def _parse_rows(
+        self, rows: list[Any], templates_seen: set[tuple[str, tuple[str, ...]]]
+    ) -> list[Listed]:
+        listed: list[Listed] = []
+        for row in rows:
+            item = parse_task(row)
+            listed.append(item)
+            if not self.settings.templates or not isinstance(item, ArchiveItem):
+                continue
+            template = parse_template(row.get("videoTemp"))
+            if template is None:
+                continue
+            key = (template.id, tuple(ref.url for ref in template.media))
+            if key not in templates_seen:
+                templates_seen.add(key)
+                listed.append(template)
+        return listed
+
+
+def _page_data(doc: dict[str, Any]) -> list[Any] | None:
+    data = doc.get("data")
+    if data is None:
+        return None
+    if not isinstance(data, list):
+        raise MalformedResponse(f"`data` is a {type(data).__name__}, not a list")
+    return data
+
+
+def parse_task(row: Any) -> Listed:
+    """One task record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
+    if not isinstance(row, dict):
+        return Rejected(None, f"record is a {type(row).__name__}, not an object")
+    task_id = record_id(row.get("id"))
+    if task_id is None:
+        return Rejected(None, "record has no usable id")
+    state = row.get("state")
+    if isinstance(state, bool) or not isinstance(state, int):
+        return Rejected(task_id, f"state is not a number: {str(state)[:40]!r}")
+    if state != SUCCEEDED:
+        return Unfinished(task_id, STATE_NAMES.get(state, f"state {state}"))
+    media, problems = _media(row, TASK_MEDIA)
+    if not any(ref.role == "video" for ref in media):
+        return Rejected(task_id, f"succeeded task without a usable video URL: {problems[0][1]}")
+    return ArchiveItem(
+        kind="task",
+        id=task_id,
+        created_at=unix_time(row.get("createdAt")),
+        media=media,
+        record=row,
+        problems=problems,
+    )
+
+
+def parse_template(value: Any) -> ArchiveItem | None:
+    """A task's `videoTemp` as an archivable template, or None if it has nothing to keep."""
+    if not isinstance(value, dict):
+        return None
+    template_id = record_id(value.get("id"))
+    if template_id is None:
+        return None
+    media, problems = _media(value, TEMPLATE_MEDIA)
+    if not media:
+        return None
+    versioned = tuple(MediaRef(ref.role, ref.url, url_version(ref.url)) for ref in media)
+    return ArchiveItem(
+        kind="template",
+        id=template_id,
+        created_at=unix_time(value.get("createdAt")),
+        media=versioned,
+        record=value,
+        problems=problems,
+    )
+
+
+def _media(
+    row: dict[str, Any], fields: tuple[tuple[str, str], ...]
+) -> tuple[tuple[MediaRef, ...], tuple[tuple[str, str], ...]]:
+    media: list[MediaRef] = []
+    problems: list[tuple[str, str]] = []
+    for role, key in fields:
+        url, problem = media_url(row.get(key))
+        if url is not None:
+            media.append(MediaRef(role, url))
+        else:
+            problems.append((role, f"{key}: {problem}"))
+    return tuple(media), tuple(problems)

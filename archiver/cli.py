@@ -20,7 +20,8 @@ from pathlib import Path
 from archiver import __version__
 from archiver.config import default_config_path, load_config
 from archiver.errors import ArchiverError
-from archiver.output import REDACT, setup_logging
+from archiver.output import setup_logging
+from archiver.redact import REDACT
 from archiver.runner import RunOptions, print_summary, run_archive
 
 log = logging.getLogger("archiver")

@@ -189,7 +189,12 @@ def _build(cls: type[SettingsT], raw: Any, path: Path, prefix: str) -> SettingsT
     for name, f in fields.items():
         key = _join(prefix, name)
         if name in raw:
-            values[name] = _coerce(raw[name], hints[name], f"{path}: {key}")
+            try:
+                values[name] = _coerce(raw[name], hints[name], f"{path}: {key}")
+            except ConfigError:
+                if f.metadata.get("secret"):  # never echo a credential, even a malformed one
+                    raise ConfigError(f"{path}: {key}: expected text") from None
+                raise
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{path}: {key}: missing")
     return cls(**values)

@@ -221,9 +221,7 @@ class _PartWriter:
         await self.settle()
         first = self.size == 0
         self.size += len(block)
-        self._pending = asyncio.ensure_future(
-            asyncio.to_thread(self._append_sync, block, first)
-        )
+        self._pending = asyncio.ensure_future(asyncio.to_thread(self._append_sync, block, first))
 
     async def settle(self) -> None:
         """Wait for the write in flight, if any."""

@@ -181,10 +181,7 @@ class ManifestStore:
                 "first_seen_run, last_seen_run) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
                 "ON CONFLICT (source, kind, item_id) DO UPDATE SET last_seen_run = excluded."
                 "last_seen_run, folder = excluded.folder, created_at = excluded.created_at",
-                [
-                    (source, s.kind, s.item_id, s.folder, s.created_at, run_id, run_id)
-                    for s in seen
-                ],
+                [(source, s.kind, s.item_id, s.folder, s.created_at, run_id, run_id) for s in seen],
             )
 
     # Outcomes

@@ -10,35 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from tqdm import tqdm
 
+from archiver.redact import REDACT
 from archiver.stats import RunStats
 
 log = logging.getLogger("archiver")
-
-
-class Redactor:
-    """Replaces every configured secret in a text with `***`."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def add(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted(
-            {*self.secrets, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True
-        )
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
-REDACT = Redactor()
 
 
 class _RedactingFormatter(logging.Formatter):

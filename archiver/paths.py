@@ -69,7 +69,9 @@ def date_parts(created: datetime | None, layout: str, ident: str) -> tuple[str, 
     if created is None:
         return ("undated", ident)
     text = layout.format(
-        year=f"{created.year:04d}", month=f"{created.month:02d}", day=f"{created.day:02d}",
+        year=f"{created.year:04d}",
+        month=f"{created.month:02d}",
+        day=f"{created.day:02d}",
         id="\0",
     )
     parts = [p for p in text.split("/") if p and p != "."]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.errors import ArchiveWriteError
-from archiver.output import REDACT
+from archiver.redact import REDACT
 from archiver.stats import RunStats
 
 
@@ -48,13 +48,10 @@ def write_report(
 ) -> Path:
     """Write the report into `.archiver/runs/` (and to `extra`), keeping the newest `keep`."""
     folder = archive_dir / ".archiver" / "runs"
-    stamp = document["started_at"].replace(":", "").replace("-", "")
+    # Microseconds keep two runs in one second apart, and names sort in time order.
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     text = REDACT(json.dumps(document, ensure_ascii=False, indent=2)) + "\n"
     path = folder / f"{stamp}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stamp}-{n}.json"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(path, text)

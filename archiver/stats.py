@@ -99,6 +99,10 @@ class RunStats:
     def eventful(self) -> bool:
         """Whether anything happened worth telling a cron mailbox."""
         return bool(
-            self.total("archived") or self.total("templates_archived") or self.total("failed")
-            or self.total("rejected") or self.total("repaired") or self.exit_status
+            self.total("archived")
+            or self.total("templates_archived")
+            or self.total("failed")
+            or self.total("rejected")
+            or self.total("repaired")
+            or self.exit_status
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from archiver.errors import MalformedResponse
 from archiver.http import ApiProfile, HttpClient
+from archiver.redact import REDACT
 
 # Mint a new token when the current one has less than this many seconds left.
 EXPIRY_MARGIN = 300
@@ -72,6 +73,7 @@ class ChanjingToken:
             headers={},
             json_body={"app_id": self._app_id, "secret_key": self._secret_key},
         )
+        REDACT.add([token])
         self._token = token
         self._expires_at = expires_at
 

@@ -1,0 +1,90 @@
+"""The command line itself: help for every command, the lock, `python -m archiver`, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from archiver.cli import build_parser
+from archiver.lock import ArchiveLock
+from archiver.standin import StandIn
+from tests.support import config_dict, run_cli, write_config
+
+
+def test_every_command_has_help_text() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert commands.choices
+    helps = {c.dest: c.help for c in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        assert helps.get(name), f"{name} has no help"
+        assert sub.description, f"{name} has no description"
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.dest} has no help"
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "archiver", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("run", "demo"):
+        assert command in result.stdout
+
+
+async def test_usage_errors_exit_2() -> None:
+    assert (await run_cli("frobnicate")).code == 2
+    assert (await run_cli("run", "--no-such-flag")).code == 2
+
+
+async def test_a_second_concurrent_run_exits_4(standin: StandIn, tmp_path: Path) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with ArchiveLock(archive):  # another run holds the archive
+        result = await run_cli("run", "-c", config)
+    assert result.code == 4
+    assert "another archiver run holds" in result.output
+    assert standin.stats.requests == []
+    # Once released, a run goes ahead.
+    assert (await run_cli("run", "-c", config)).code == 0
+
+
+def test_the_lock_is_held_across_processes(tmp_path: Path) -> None:
+    with ArchiveLock(tmp_path):
+        code = (
+            "import sys; from pathlib import Path; from archiver.lock import ArchiveLock\n"
+            "from archiver.errors import ArchiveBusy\n"
+            "try:\n    ArchiveLock(Path(sys.argv[1])).__enter__()\n"
+            "except ArchiveBusy:\n    sys.exit(4)\n"
+        )
+        busy = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    assert busy.returncode == 4
+
+
+async def test_dry_run_downloads_and_writes_nothing(standin: StandIn, tmp_path: Path) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    result = await run_cli("run", "-c", config, "--dry-run", "-v")
+    assert result.code == 0
+    assert "would archive" in result.output
+    assert standin.stats.media_bytes_sent == 0
+    assert not (tmp_path / "archive").exists()
+
+
+async def test_demo_archives_and_a_second_demo_finds_nothing_new(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    first = await run_cli("demo", target, "--tasks", "40")
+    assert first.code == 0, first.output
+    reports = sorted((target / ".archiver" / "runs").glob("*.json"))
+    report = json.loads(reports[-1].read_text())
+    assert report["totals"]["newly_archived"] > 40
+    assert report["totals"]["failed"] == 0
+    second = await run_cli("demo", target, "--tasks", "40")
+    assert second.code == 0
+    report = json.loads(sorted((target / ".archiver" / "runs").glob("*.json"))[-1].read_text())
+    assert report["totals"]["newly_archived"] == 0
+    assert report["totals"]["bytes"] == 0

@@ -1,0 +1,148 @@
+"""The config file: every mistake is one line naming the key and the file, and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from archiver.config import load_config
+from archiver.errors import ConfigError
+from tests.support import run_cli
+
+BASE: dict[str, Any] = {
+    "archive_dir": "./archive",
+    "sources": {
+        "faceswap": {
+            "type": "video_task_history",
+            "base_url": "https://api.example.com",
+            "token": "${FACESWAP_TOKEN}",
+        },
+        "chanjing": {"type": "chanjing_lip_sync", "access_token": "tok-abc"},
+    },
+}
+
+
+def write(tmp_path: Path, config: Any) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_good_config_loads_with_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE), {"FACESWAP_TOKEN": "secret-1"})
+    assert config.archive_dir == tmp_path / "archive"  # relative to the config's folder
+    assert config.concurrency == 8
+    faceswap, chanjing = config.sources
+    assert faceswap.name == "faceswap"
+    assert faceswap.settings.page_size == 50
+    assert chanjing.settings.base_url == "https://open-api.chanjing.cc"
+    assert config.secrets == {"secret-1", "tok-abc"}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda c: c.update(concurency=4), "concurency: unknown setting"),
+        (lambda c: c.update(concurrency="eight"), "concurrency: expected a whole number"),
+        (lambda c: c.update(concurrency=0), "concurrency: must be at least 1"),
+        (lambda c: c.pop("archive_dir"), "archive_dir: missing"),
+        (
+            lambda c: c["sources"]["faceswap"].update(page_size=True),
+            "sources.faceswap.page_size: expected a whole number",
+        ),
+        (
+            lambda c: c["sources"]["faceswap"].update(tokn="x"),
+            "sources.faceswap.tokn: unknown setting",
+        ),
+        (lambda c: c["sources"]["faceswap"].pop("token"), "sources.faceswap.token: missing"),
+        (
+            lambda c: c["sources"]["faceswap"].update(type="tiktok"),
+            "sources.faceswap.type: must be one of",
+        ),
+        (
+            lambda c: c["sources"]["faceswap"].update(request_encoding="xml"),
+            "sources.faceswap.request_encoding: must be one of",
+        ),
+        (
+            lambda c: c["sources"]["chanjing"].pop("access_token"),
+            "sources.chanjing.access_token: missing",
+        ),
+        (
+            lambda c: c["sources"]["chanjing"].update(app_id="a"),
+            "app_id and secret_key go together",
+        ),
+        (
+            lambda c: c["sources"].update({"bad/name": c["sources"]["chanjing"]}),
+            "sources.bad/name: a source name may use only",
+        ),
+        (lambda c: c.update(http={"retries": "many"}), "http.retries: expected a whole number"),
+        (lambda c: c.update(layout="{year}/{name}"), "layout: use only"),
+        (lambda c: c.update(sources={}), "sources: expected a mapping"),
+    ],
+)
+def test_each_mistake_names_its_key_and_file(tmp_path: Path, change: Any, named: str) -> None:
+    config = yaml.safe_load(yaml.safe_dump(BASE, sort_keys=False))
+    change(config)
+    path = write(tmp_path, config)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"FACESWAP_TOKEN": "t"})
+    message = str(caught.value)
+    assert named in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_a_missing_environment_variable_names_itself(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FACESWAP_TOKEN is not set"):
+        load_config(write(tmp_path, BASE), {})
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not valid YAML at line [23]"):
+        load_config(write(tmp_path, "archive_dir: x\nsources: [\n"), {})
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml", {})
+
+
+def test_a_wrongly_typed_secret_is_not_echoed(tmp_path: Path) -> None:
+    config = yaml.safe_load(yaml.safe_dump(BASE, sort_keys=False))
+    config["sources"]["faceswap"]["token"] = ["hunter2-secret"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, config), {})
+    assert "hunter2-secret" not in str(caught.value)
+
+
+async def test_the_cli_exits_2_and_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACESWAP_TOKEN", "t")
+    config = yaml.safe_load(yaml.safe_dump(BASE, sort_keys=False))
+    config["concurrency"] = -1
+    path = write(tmp_path, config)
+    result = await run_cli("run", "-c", path)
+    assert result.code == 2
+    assert "concurrency" in result.output and str(path) in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "archive").exists()
+
+
+async def test_config_path_defaults_to_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHIVER_CONFIG", str(tmp_path / "elsewhere.yaml"))
+    result = await run_cli("run")
+    assert result.code == 2
+    assert "elsewhere.yaml" in result.output
+
+
+async def test_an_unknown_source_on_the_command_line_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACESWAP_TOKEN", "t")
+    path = write(tmp_path, BASE)
+    result = await run_cli("run", "-c", path, "--source", "nosuch")
+    assert result.code == 2
+    assert "nosuch" in result.output

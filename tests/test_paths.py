@@ -1,0 +1,72 @@
+"""Path parts made from API data: safe, reversible, and never outside the archive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from archiver.paths import extension_for, inside, item_folder, original_name, safe_name
+from archiver.records import ArchiveItem
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("141", "141"),
+        ("9499ed79995c4bdb95f0d66ca84419fd", "9499ed79995c4bdb95f0d66ca84419fd"),
+        ("..", "%2E."),
+        (".hidden", "%2Ehidden"),
+        ("a/b", "a%2Fb"),
+        ("a\\b", "a%5Cb"),
+        ("c:d", "c%3Ad"),
+        ("nul\0", "nul%00"),
+        ("100%", "100%25"),
+        ("视频", "%E8%A7%86%E9%A2%91"),
+    ],
+)
+def test_safe_names_are_plain_or_percent_encoded(value: str, expected: str) -> None:
+    assert safe_name(value) == expected
+    assert original_name(expected) == value
+
+
+def test_long_names_are_shortened_with_a_digest() -> None:
+    name = safe_name("x" * 500)
+    assert len(name) <= 120
+    assert name != safe_name("x" * 499)
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "ext"),
+    [
+        ("https://h/a/b.mp4", None, ".mp4"),
+        ("https://h/a/b.MP4?v=2", "image/png", ".mp4"),
+        ("https://h/a/noext", "image/jpeg", ".jpg"),
+        ("https://h/a/noext", "video/mp4; charset=x", ".mp4"),
+        ("https://h/a/noext", None, ".bin"),
+        ("https://h/a/noext", "application/x-unknown-thing", ".bin"),
+        ("https://h/a/b.tar.gz", None, ".gz"),
+    ],
+)
+def test_extension_from_url_then_content_type(url: str, content_type: str | None, ext: str) -> None:
+    assert extension_for(url, content_type) == ext
+
+
+def test_item_folders() -> None:
+    when = datetime(2025, 9, 21, 21, 25, tzinfo=UTC)
+    task = ArchiveItem("task", "../../etc", when, (), {})
+    assert item_folder("faceswap", task, "{year}/{month}/{id}") == PurePosixPath(
+        "faceswap/2025/09/%2E.%2F..%2Fetc"
+    )
+    undated = ArchiveItem("task", "7", None, (), {})
+    assert item_folder("s", undated, "{year}/{month}/{id}") == PurePosixPath("s/undated/7")
+    template = ArchiveItem("template", "2", when, (), {})
+    assert item_folder("s", template, "{year}/{id}") == PurePosixPath("s/templates/2")
+
+
+def test_inside_refuses_escapes(tmp_path: Path) -> None:
+    assert inside(tmp_path, "a/b") == tmp_path / "a" / "b"
+    for bad in ("../x", "/etc/passwd", "a/../../x"):
+        with pytest.raises(ValueError):
+            inside(tmp_path, bad)

@@ -68,6 +68,51 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(run)
     run.set_defaults(handler=_cmd_run)
 
+    verify = commands.add_parser(
+        "verify",
+        help="re-hash the archive against the manifest",
+        description=(
+            "Re-hash every archived file against the manifest and check every sidecar. Each task "
+            "with a missing or changed file or a broken sidecar is named, and fetched again by the "
+            "next run. Exit status 1 if anything is wrong."
+        ),
+    )
+    _config_option(verify)
+    verify.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="verify only this source (repeatable)",
+    )
+    verify.add_argument("--quick", action="store_true", help="check sizes only, without re-hashing")
+    _output_options(verify)
+    verify.set_defaults(handler=_cmd_verify)
+
+    status = commands.add_parser(
+        "status",
+        help="show what is archived, failed and pending",
+        description=(
+            "Per source: tasks archived, files and bytes, tasks failed (with their last error) and "
+            "pending; the recent runs and how they ended. Reads the manifest only; works while a "
+            "run is going on."
+        ),
+    )
+    _config_option(status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_cmd_status)
+
+    index = commands.add_parser(
+        "index",
+        help="rebuild the archive's index.html catalog",
+        description=(
+            "Write <archive_dir>/index.html, a browsable offline catalog of the archive, from the "
+            "manifest and the sidecars."
+        ),
+    )
+    _config_option(index)
+    index.set_defaults(handler=_cmd_index)
+
     demo = commands.add_parser(
         "demo",
         help="archive from a bundled stand-in of both services",
@@ -152,6 +197,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if stats.fatal:
         log.error("%s", stats.fatal)
     return stats.exit_status
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from archiver.runner import run_verify
+
+    config = load_config(args.config or default_config_path())
+    REDACT.add(config.secrets)
+    return run_verify(
+        config,
+        tuple(args.source),
+        quick=args.quick,
+        interactive=_interactive(args),
+        verbosity=_verbosity(args),
+    )
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from archiver.manifest import ManifestStore
+    from archiver.runner import MANIFEST
+    from archiver.status import archive_status, status_json, status_text
+
+    config = load_config(args.config or default_config_path())
+    manifest = ManifestStore.open(config.archive_dir / MANIFEST, readonly=True)
+    try:
+        status = archive_status(manifest)
+    finally:
+        manifest.close()
+    print(status_json(status) if args.json else status_text(status))
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from archiver.catalog import write_catalog
+
+    config = load_config(args.config or default_config_path())
+    print(write_catalog(config.archive_dir))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

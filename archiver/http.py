@@ -35,6 +35,7 @@ from archiver.settings import HttpSettings
 T = TypeVar("T")
 
 MEDIA_READ_BUFFER = 256 * 1024
+THROTTLE_WAIT = 1.1  # seconds: one rate-limit window, and a little
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ApiProfile:
     ok_codes: frozenset[int]
     retry_codes: frozenset[int]
     auth_codes: frozenset[int] = frozenset()
+    # Codes that mean "too many requests": like HTTP 429 with an implied Retry-After of one
+    # rate window, since requests of another process (the last run) may still fill it.
+    throttle_codes: frozenset[int] = frozenset()
     limiter: RequestRateLimiter | None = None
 
 
@@ -158,9 +162,13 @@ class HttpClient:
             if code in profile.ok_codes:
                 return parse(doc)
             trace = f" (trace_id {trace_id})" if trace_id else ""
-            if code in profile.retry_codes:
+            if code in profile.retry_codes or code in profile.throttle_codes:
+                wait = THROTTLE_WAIT if code in profile.throttle_codes else None
                 raise RetryableError(
-                    f"code {code} {message}{trace}".strip(), code=code, trace_id=trace_id
+                    f"code {code} {message}{trace}".strip(),
+                    code=code,
+                    trace_id=trace_id,
+                    retry_after=wait,
                 )
             if code in profile.auth_codes:
                 raise CredentialsRejected(

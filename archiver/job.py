@@ -83,6 +83,7 @@ class ArchiveJob:
         self.full = full
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
+        self._incremental: dict[str, bool] = {}
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
         """Archive everything new from `sources`; returns the run's statistics."""
@@ -96,8 +97,10 @@ class ArchiveJob:
             self._committer = BatchCommitter(
                 self.manifest, self.run_id, self.root, fsync=self.config.durability == "fsync"
             )
+            # Decided before this run marks the sources unclean: until it ends cleanly, the
+            # next run must not trust an early stop.
+            self._incremental = {cfg.name: self._incremental_allowed(cfg) for cfg in sources}
             for cfg in sources:
-                # Until this run ends cleanly, the next one must not trust an early stop.
                 self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
         try:
             try:
@@ -140,7 +143,7 @@ class ArchiveJob:
         stats = self.stats.source(cfg.name)
         started = time.monotonic()
         source: Source = source_types()[cfg.settings.type](cfg.name, cfg.settings, context)
-        incremental = self._incremental_allowed(cfg)
+        incremental = self._incremental.get(cfg.name, False)
         streak = 0
         pages = source.pages()
         try:
@@ -168,7 +171,7 @@ class ArchiveJob:
         if self.full or settings.stop_after_known <= 0 or self.manifest is None:
             return False
         last_full, clean = self.manifest.source_state(cfg.name)
-        if not clean or last_full is None:
+        if not clean or last_full is None or self.manifest.unsettled(cfg.name):
             return False
         age = datetime.now(UTC) - datetime.fromisoformat(last_full.replace("Z", "+00:00"))
         return age < timedelta(days=settings.full_every_days)
@@ -337,7 +340,7 @@ class ArchiveJob:
         )
         written.append(await asyncio.to_thread(write_sidecar, folder, document))
         if work.known is not None and work.known.state == "archived":
-            stats.repaired += 1
+            stats.updated += 1
         elif item.kind == "task":
             stats.archived += 1
         else:

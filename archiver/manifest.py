@@ -245,6 +245,13 @@ class ManifestStore:
                 (source, utc_now() if listed_to_end else None, int(clean)),
             )
 
+    def unsettled(self, source: str) -> int:
+        """How many items of `source` are pending or failed: gaps an early stop could skip."""
+        row = self.db.execute(
+            "SELECT count(*) FROM items WHERE source = ? AND state != 'archived'", (source,)
+        ).fetchone()
+        return int(row[0])
+
     # Reading
 
     def archived_files(self, source: str | None = None) -> Iterator[sqlite3.Row]:

@@ -157,8 +157,8 @@ def summary_lines(stats: RunStats) -> list[str]:
             + (f"; not succeeded: {waiting}" if waiting else "")
             + f"), new {s.archived}, already {s.already_archived}"
         )
-        if s.repaired:
-            line += f", repaired {s.repaired}"
+        if s.updated:
+            line += f", updated {s.updated}"
         if s.failed:
             line += f", failed {s.failed}"
         if s.rejected:

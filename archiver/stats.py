@@ -24,7 +24,7 @@ class SourceStats:
     archived: int = 0
     templates_archived: int = 0
     already_archived: int = 0
-    repaired: int = 0
+    updated: int = 0
     failed: int = 0
     bytes: int = 0
     files: int = 0
@@ -54,7 +54,7 @@ class SourceStats:
             "newly_archived": self.archived,
             "templates_archived": self.templates_archived,
             "already_archived": self.already_archived,
-            "repaired": self.repaired,
+            "updated": self.updated,
             "failed": self.failed,
             "files": self.files,
             "bytes": self.bytes,
@@ -103,6 +103,6 @@ class RunStats:
             or self.total("templates_archived")
             or self.total("failed")
             or self.total("rejected")
-            or self.total("repaired")
+            or self.total("updated")
             or self.exit_status
         )

@@ -66,7 +66,8 @@ class ChanjingLipSync(Source):
         return ApiProfile(
             service=self.name,
             ok_codes=frozenset({0}),
-            retry_codes=frozenset({50000, 40001}),
+            retry_codes=frozenset({50000}),
+            throttle_codes=frozenset({40001}),
             auth_codes=frozenset({10400}) if auth else frozenset(),
             limiter=self.context.limiter(self.settings.base_url, rate),
         )

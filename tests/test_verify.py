@@ -1,0 +1,112 @@
+"""`archiver verify` finds every kind of damage, and the next run repairs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from archiver.standin import StandIn
+from tests.support import config_dict, run_cli, write_config
+
+
+async def archived(standin: StandIn, tmp_path: Path) -> tuple[Path, Path]:
+    config = write_config(tmp_path, config_dict(standin))
+    assert (await run_cli("run", "-c", config)).code == 0
+    return config, tmp_path / "archive"
+
+
+def task_folders(archive: Path, source: str) -> list[Path]:
+    return sorted(p.parent for p in (archive / source).glob("[0-9]*/*/*/metadata.json"))
+
+
+async def test_a_clean_archive_verifies(standin: StandIn, tmp_path: Path) -> None:
+    config, _ = await archived(standin, tmp_path)
+    result = await run_cli("verify", "-c", config, "-v")
+    assert result.code == 0, result.output
+    assert "all good" in result.output
+
+
+async def test_verify_finds_each_damage_and_the_next_run_repairs_it(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    flipped, truncated, deleted, broken = task_folders(archive, "faceswap")[:4]
+    video = flipped / "video.mp4"
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    video.write_bytes(bytes(data))
+    cover = truncated / "cover.jpg"
+    cover.write_bytes(cover.read_bytes()[:-10])
+    (deleted / "video.mp4").unlink()
+    (broken / "metadata.json").write_text("{ not json")
+
+    result = await run_cli("verify", "-c", config)
+    assert result.code == 1
+    names = {folder.name for folder in (flipped, truncated, deleted, broken)}
+    named = {
+        line.split()[2].rstrip(":")
+        for line in result.output.splitlines()
+        if line.startswith("faceswap task")
+    }
+    assert named == names
+    assert "content changed" in result.output
+    assert "missing" in result.output
+    assert "not valid JSON" in result.output
+
+    standin.stats.reset()
+    assert (await run_cli("run", "-c", config)).code == 0
+    assert len(standin.stats.media_requests) == 3  # the three damaged files, nothing else
+    again = await run_cli("verify", "-c", config)
+    assert again.code == 0, again.output
+    assert json.loads((broken / "metadata.json").read_text())["id"] == broken.name
+    assert (flipped / "video.mp4.corrupt").exists()  # the damaged bytes were kept aside
+
+
+async def test_quick_checks_sizes_only(standin: StandIn, tmp_path: Path) -> None:
+    config, archive = await archived(standin, tmp_path)
+    flipped, truncated = task_folders(archive, "chanjing")[:2]
+    video = flipped / "video.mp4"
+    data = bytearray(video.read_bytes())
+    data[0] ^= 0xFF
+    video.write_bytes(bytes(data))
+    (truncated / "video.mp4").write_bytes(b"short")
+    result = await run_cli("verify", "-c", config, "--quick")
+    assert result.code == 1
+    assert truncated.name in result.output
+    assert flipped.name not in result.output
+
+
+async def test_verify_one_source(standin: StandIn, tmp_path: Path) -> None:
+    config, archive = await archived(standin, tmp_path)
+    (task_folders(archive, "chanjing")[0] / "video.mp4").unlink()
+    assert (await run_cli("verify", "-c", config, "--source", "faceswap")).code == 0
+    assert (await run_cli("verify", "-c", config, "--source", "chanjing")).code == 1
+
+
+async def test_sha256sums_check_with_standard_tools(standin: StandIn, tmp_path: Path) -> None:
+    _, archive = await archived(standin, tmp_path)
+    for source in ("faceswap", "chanjing"):
+        sums = archive / source / "SHA256SUMS"
+        lines = sums.read_text().splitlines()
+        assert len(lines) >= 2 * len(task_folders(archive, source))
+        ok = subprocess.run(
+            ["sha256sum", "-c", "--quiet", str(sums.relative_to(archive))],
+            cwd=archive,
+            capture_output=True,
+            check=False,
+        )
+        assert ok.returncode == 0, ok.stdout
+    video = task_folders(archive, "faceswap")[0] / "video.mp4"
+    data = bytearray(video.read_bytes())
+    data[-1] ^= 0x01
+    video.write_bytes(bytes(data))
+    bad = subprocess.run(
+        ["sha256sum", "-c", "--quiet", "faceswap/SHA256SUMS"],
+        cwd=archive,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "video.mp4: FAILED" in bad.stdout

@@ -112,7 +112,12 @@ class BarProgress:
     """Three tqdm bars: tasks listed, files fetched, bytes received."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        options: dict[str, Any] = {"file": stream or sys.stderr, "dynamic_ncols": True}
+        # The bars vanish at the end: the summary that follows says it all.
+        options: dict[str, Any] = {
+            "file": stream or sys.stderr,
+            "dynamic_ncols": True,
+            "leave": False,
+        }
         self._tasks = tqdm(desc="tasks listed", unit=" tasks", position=0, **options)
         self._files = tqdm(desc="files", unit=" files", position=1, **options)
         self._bytes = tqdm(

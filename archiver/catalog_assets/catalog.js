@@ -1,0 +1,464 @@
+/* The archiver catalog: turns window.ARCHIVER_CATALOG (index-data.js) into cards.
+ *
+ * Every text from the archive reaches the page through textContent or an attribute, never as
+ * HTML, so a title like <img onerror=...> shows as text. Cards are rendered a page at a time as
+ * the reader scrolls, which keeps 20,000 videos as quick as 20.
+ */
+(function () {
+  "use strict";
+
+  const PAGE = 60;
+  const TYPE_LABELS = { video_task_history: "Face swap", chanjing_lip_sync: "Lip sync" };
+  const root = document.documentElement;
+  const byId = (id) => document.getElementById(id);
+  const ui = {
+    summary: byId("summary"), search: byId("search"), source: byId("source"), sort: byId("sort"),
+    count: byId("count"), notice: byId("notice"), grid: byId("grid"), more: byId("more"),
+    sentinel: byId("sentinel"), tasksView: byId("tasks-view"), tasksEmpty: byId("tasks-empty"),
+    templatesView: byId("templates-view"), templateList: byId("template-list"),
+    templatesEmpty: byId("templates-empty"), chip: byId("filter-chip"),
+    chipText: byId("filter-chip-text"), chipClear: byId("filter-chip-clear"),
+    player: byId("player"), video: byId("video"), noVideo: byId("no-video"),
+    playerTitle: byId("player-title"), playerMeta: byId("player-meta"),
+    playerProblems: byId("player-problems"), playerPrompt: byId("player-prompt"),
+    playerLinks: byId("player-links"), playerFiles: byId("player-files"),
+  };
+
+  const data = window.ARCHIVER_CATALOG;
+  if (!data || !Array.isArray(data.tasks)) {
+    showNotice("The catalog data (index-data.js) is missing or unreadable. " +
+      "Run \"archiver index\" to rebuild it.");
+    root.dataset.state = "ready";
+    return;
+  }
+  if (data.token !== root.dataset.token) {
+    showNotice("The catalog was rebuilt while this page was loading. Reload the page.");
+  }
+
+  const tasks = data.tasks;
+  const templates = data.templates || [];
+  const templateByKey = new Map();
+  const tasksByTemplate = new Map();
+  for (const template of templates) {
+    template.key = template.source + "/" + template.id;
+    template.hay = haystack([template.id, template.title, template.prompt, template.author]);
+    templateByKey.set(template.key, template);
+    tasksByTemplate.set(template.key, []);
+  }
+  for (const task of tasks) {
+    if (task.template !== undefined) {
+      task.templateKey = task.source + "/" + task.template;
+      const siblings = tasksByTemplate.get(task.templateKey);
+      if (siblings) siblings.push(task);
+      if (!task.title && templateByKey.has(task.templateKey)) {
+        task.title = templateByKey.get(task.templateKey).title;
+      }
+    }
+    task.hay = haystack([task.id, task.title, task.prompt]);
+  }
+
+  const state = { view: "tasks", q: "", source: "", sort: "new", template: "" };
+  let list = [];
+  let shown = 0;
+  let playing = null;
+
+  readHash();
+  if (!templateByKey.has(state.template)) state.template = "";
+  fillSources();
+  bindControls();
+  render();
+  root.dataset.state = "ready";
+
+  // --- helpers ---
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function localHref(value) {
+    // The data holds only relative, percent-encoded paths; refuse anything else all the same.
+    if (typeof value !== "string" || value === "") return null;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(value) || value[0] === "/" || value[0] === "\\") return null;
+    return value;
+  }
+
+  function haystack(parts) {
+    return parts.filter((part) => part !== undefined && part !== null).join("\n").toLowerCase();
+  }
+
+  function showNotice(text) {
+    ui.notice.textContent = text;
+    ui.notice.hidden = false;
+  }
+
+  function formatDate(iso) {
+    if (!iso) return "Undated";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  }
+
+  function formatDuration(ms) {
+    const seconds = Math.round(ms / 1000);
+    const rest = String(seconds % 60).padStart(2, "0");
+    return Math.floor(seconds / 60) + ":" + rest;
+  }
+
+  function formatBytes(size) {
+    if (typeof size !== "number") return "";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let value = size;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    return (unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)) + " " + units[unit];
+  }
+
+  function titleOf(item) {
+    if (item.title) return item.title;
+    if (item.type === undefined && item.template === undefined) return "Untitled video";
+    return (TYPE_LABELS[item.type] || "Untitled") + " video";
+  }
+
+  function byDate(order) {
+    const sign = order === "old" ? 1 : -1;
+    return (a, b) => {
+      // Undated items go last whichever way the dates run.
+      if (!a.created || !b.created) return (a.created ? -1 : 0) + (b.created ? 1 : 0);
+      if (a.created !== b.created) return a.created < b.created ? -sign : sign;
+      return a.id < b.id ? -sign : a.id > b.id ? sign : 0;
+    };
+  }
+
+  function terms() {
+    return state.q.toLowerCase().split(/\s+/).filter(Boolean);
+  }
+
+  // --- state and controls ---
+
+  function readHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    state.view = params.get("view") === "templates" ? "templates" : "tasks";
+    state.q = params.get("q") || "";
+    state.source = params.get("source") || "";
+    state.sort = params.get("sort") === "old" ? "old" : "new";
+    state.template = params.get("template") || "";
+  }
+
+  function writeHash() {
+    const params = new URLSearchParams();
+    for (const key of ["view", "q", "source", "sort", "template"]) {
+      const defaults = { view: "tasks", sort: "new" };
+      if (state[key] && state[key] !== defaults[key]) params.set(key, state[key]);
+    }
+    const hash = params.toString();
+    history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
+  }
+
+  function fillSources() {
+    const sources = data.sources || {};
+    for (const name of Object.keys(sources).sort()) {
+      const option = el("option", "", name + " (" + sources[name].tasks.toLocaleString() + ")");
+      option.value = name;
+      ui.source.append(option);
+    }
+    if (!Object.prototype.hasOwnProperty.call(sources, state.source)) state.source = "";
+    const totalBytes = Object.values(sources).reduce((sum, source) => sum + source.bytes, 0);
+    ui.summary.textContent = [
+      tasks.length.toLocaleString() + (tasks.length === 1 ? " video" : " videos"),
+      templates.length.toLocaleString() + (templates.length === 1 ? " template" : " templates"),
+      formatBytes(totalBytes),
+      "catalog built " + formatDate(data.built),
+    ].join(" · ");
+  }
+
+  function bindControls() {
+    ui.search.value = state.q;
+    ui.source.value = state.source;
+    ui.sort.value = state.sort;
+    let timer = 0;
+    ui.search.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => update({ q: ui.search.value.trim() }), 120);
+    });
+    ui.source.addEventListener("change", () => update({ source: ui.source.value }));
+    ui.sort.addEventListener("change", () => update({ sort: ui.sort.value }));
+    ui.chipClear.addEventListener("click", () => update({ template: "" }));
+    for (const tab of document.querySelectorAll(".tab")) {
+      tab.addEventListener("click", () => update({ view: tab.dataset.view }));
+    }
+    ui.more.addEventListener("click", appendPage);
+    new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) appendPage();
+    }, { rootMargin: "600px" }).observe(ui.sentinel);
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "/" && document.activeElement !== ui.search && !ui.player.open) {
+        event.preventDefault();
+        ui.search.focus();
+      }
+    });
+    ui.player.addEventListener("close", stopVideo);
+    ui.video.addEventListener("error", () => {
+      if (!ui.video.getAttribute("src")) return;  // emptied on close, not a failure
+      // Say so rather than show a dead player: the file may be in a codec this browser lacks.
+      ui.noVideo.textContent = "This browser cannot play the video file. " +
+        "Open its folder to play it with another player.";
+      ui.noVideo.hidden = false;
+      ui.video.hidden = true;
+    });
+    ui.player.addEventListener("click", (event) => {
+      if (event.target === ui.player) ui.player.close();
+    });
+    ui.player.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowRight" || event.key === "ArrowLeft") stepPlayer(event);
+    });
+    byId("player-close").addEventListener("click", () => ui.player.close());
+  }
+
+  function update(changes) {
+    Object.assign(state, changes);
+    writeHash();
+    render();
+  }
+
+  function render() {
+    for (const tab of document.querySelectorAll(".tab")) {
+      tab.setAttribute("aria-pressed", String(tab.dataset.view === state.view));
+    }
+    ui.tasksView.hidden = state.view !== "tasks";
+    ui.templatesView.hidden = state.view !== "templates";
+    const template = templateByKey.get(state.template);
+    ui.chip.hidden = !template || state.view !== "tasks";
+    ui.chipText.textContent = template ? "Template: " + titleOf(template) : "";
+    if (state.view === "tasks") renderTasks();
+    else renderTemplates();
+  }
+
+  // --- videos ---
+
+  function renderTasks() {
+    const words = terms();
+    list = tasks.filter((task) =>
+      (!state.source || task.source === state.source) &&
+      (!state.template || task.templateKey === state.template) &&
+      words.every((word) => task.hay.includes(word)));
+    list.sort(byDate(state.sort));
+    shown = 0;
+    ui.grid.replaceChildren();
+    ui.tasksEmpty.hidden = list.length > 0;
+    ui.tasksEmpty.textContent = tasks.length ? "No video matches." : "Nothing is archived yet.";
+    ui.count.textContent = "0 videos";
+    appendPage();
+  }
+
+  function appendPage() {
+    if (state.view !== "tasks" || shown >= list.length) return;
+    const end = Math.min(list.length, shown + PAGE);
+    const fragment = document.createDocumentFragment();
+    for (let index = shown; index < end; index += 1) fragment.append(card(list[index], index));
+    ui.grid.append(fragment);
+    shown = end;
+    ui.more.hidden = shown >= list.length;
+    ui.count.textContent = shown < list.length
+      ? "Showing " + shown.toLocaleString() + " of " + list.length.toLocaleString() + " videos"
+      : list.length.toLocaleString() + (list.length === 1 ? " video" : " videos");
+    // The observer fires on changes only: if the sentinel is still in sight, keep filling.
+    requestAnimationFrame(() => {
+      if (ui.sentinel.getBoundingClientRect().top < innerHeight + 600) appendPage();
+    });
+  }
+
+  function thumb(item, withBadges) {
+    const box = el("span", "thumb");
+    const image = localHref(item.image);
+    if (image) {
+      const img = el("img");
+      img.alt = "";
+      img.loading = "lazy";
+      img.decoding = "async";
+      // A file that is there but does not decode gets a label instead of a broken icon.
+      img.addEventListener("error", () => {
+        img.replaceWith(el("span", "placeholder", "Picture unreadable"));
+      }, { once: true });
+      img.src = image;
+      box.append(img);
+    } else {
+      box.append(el("span", "placeholder", "No picture"));
+    }
+    if (withBadges) {
+      box.append(el("span", "badge source", item.source));
+      if (item.duration) box.append(el("span", "badge duration", formatDuration(item.duration)));
+      if (item.video) box.append(el("span", "play"));
+    }
+    return box;
+  }
+
+  function card(task, index) {
+    const node = el("button", "card " + (task.level || ""));
+    node.type = "button";
+    node.dataset.id = task.id;
+    node.dataset.source = task.source;
+    node.dataset.created = task.created || "";
+    node.setAttribute("aria-label", titleOf(task) + ", " + formatDate(task.created));
+    const body = el("span", "body");
+    body.append(el("span", "title" + (task.title ? "" : " untitled"), titleOf(task)));
+    const meta = el("span", "meta");
+    meta.append(el("span", "date", formatDate(task.created)), el("span", "", "·"),
+      el("span", "id", "#" + task.id));
+    body.append(meta, el("span", "state " + (task.level || ""), task.state || ""));
+    node.append(thumb(task, true), body);
+    node.addEventListener("click", () => openItem(task, index));
+    return node;
+  }
+
+  // --- templates ---
+
+  function renderTemplates() {
+    const words = terms();
+    const chosen = templates.filter((template) =>
+      (!state.source || template.source === state.source) &&
+      words.every((word) => template.hay.includes(word)));
+    chosen.sort(byDate(state.sort));
+    const fragment = document.createDocumentFragment();
+    for (const template of chosen) fragment.append(templateRow(template));
+    ui.templateList.replaceChildren(fragment);
+    ui.templatesEmpty.hidden = chosen.length > 0;
+    ui.count.textContent = chosen.length.toLocaleString() +
+      (chosen.length === 1 ? " template" : " templates");
+  }
+
+  function templateRow(template) {
+    const used = (tasksByTemplate.get(template.key) || []).slice().sort(byDate("new"));
+    const row = el("article", "template");
+    row.dataset.id = template.id;
+    row.dataset.source = template.source;
+    row.dataset.tasks = String(used.length);
+    const cover = el("button", "card " + (template.level || ""));
+    cover.type = "button";
+    cover.setAttribute("aria-label", "Play template " + titleOf(template));
+    cover.append(thumb(template, true));
+    cover.addEventListener("click", () => openItem(template, -1));
+    const body = el("div", "template-body");
+    body.append(el("h3", "template-title", titleOf(template)));
+    const details = [template.author ? "by " + template.author : "", "template #" + template.id,
+      used.length + (used.length === 1 ? " video" : " videos")];
+    if (template.level !== "ok") details.push(template.state);
+    body.append(el("p", "meta", details.filter(Boolean).join(" · ")));
+    if (template.prompt) body.append(el("p", "prompt-line", template.prompt));
+    const strip = el("div", "strip");
+    for (const task of used.slice(0, 12)) {
+      const mini = el("button", "mini");
+      mini.type = "button";
+      mini.dataset.id = task.id;
+      mini.setAttribute("aria-label", titleOf(task) + ", " + formatDate(task.created));
+      mini.append(thumb(task, false), el("span", "mini-date", formatDate(task.created)));
+      mini.addEventListener("click", () => openItem(task, -1));
+      strip.append(mini);
+    }
+    if (used.length) body.append(strip);
+    if (used.length) {
+      const all = el("button", "link-button", "Show its " + used.length +
+        (used.length === 1 ? " video" : " videos"));
+      all.type = "button";
+      all.addEventListener("click", () => update({ view: "tasks", template: template.key }));
+      body.append(all);
+    }
+    row.append(cover, body);
+    return row;
+  }
+
+  // --- player ---
+
+  function openItem(item, index) {
+    playing = { item, index };
+    const video = localHref(item.video);
+    ui.noVideo.textContent = "The video of this item is not in the archive.";
+    ui.noVideo.hidden = Boolean(video);
+    ui.video.hidden = !video;
+    if (video) {
+      ui.video.poster = localHref(item.image) || "";
+      ui.video.src = video;
+    } else {
+      stopVideo();
+    }
+    ui.playerTitle.textContent = titleOf(item);
+    const meta = [item.source, TYPE_LABELS[item.type], formatDate(item.created)];
+    if (item.duration) meta.push(formatDuration(item.duration));
+    meta.push("id " + item.id, item.state);
+    ui.playerMeta.textContent = meta.filter(Boolean).join(" · ");
+    ui.playerProblems.replaceChildren(...(item.problems || []).map((text) => el("li", "", text)));
+    ui.playerPrompt.textContent = item.prompt || "";
+    ui.playerLinks.replaceChildren(...playerLinks(item));
+    ui.playerFiles.replaceChildren(...(item.files || []).map(fileRow));
+    if (!ui.player.open) ui.player.showModal();
+    if (video) ui.video.play().catch(() => {});
+  }
+
+  function playerLinks(item) {
+    const links = [];
+    for (const [label, target] of [["Open folder", item.folder], ["metadata.json", item.sidecar]]) {
+      const href = localHref(target);
+      if (!href) continue;
+      const link = el("a", "", label);
+      link.href = href;
+      link.target = "_blank";
+      link.rel = "noopener";
+      links.push(link);
+    }
+    const template = templateByKey.get(item.templateKey);
+    if (template) {
+      const button = el("button", "link-button", "Template: " + titleOf(template));
+      button.type = "button";
+      button.addEventListener("click", () => {
+        ui.player.close();
+        update({ view: "templates", q: "", template: "" });
+        const row = ui.templateList.querySelector(
+          "[data-id=\"" + CSS.escape(template.id) + "\"][data-source=\"" +
+          CSS.escape(template.source) + "\"]");
+        if (row) row.scrollIntoView({ block: "center" });
+      });
+      links.push(button);
+    }
+    return links;
+  }
+
+  function fileRow(file) {
+    const row = el("tr", file.current ? "" : "old");
+    const name = el("td");
+    const href = file.present ? localHref(file.href) : null;
+    if (href) {
+      const link = el("a", "", file.name);
+      link.href = href;
+      link.target = "_blank";
+      link.rel = "noopener";
+      name.append(link);
+    } else {
+      name.append(file.name + (file.present ? "" : " (missing)"));
+    }
+    if (!file.current) name.append(" (older version)");
+    // The original URL is shown as text only: the catalog never links out of the archive.
+    row.append(name, el("td", "", formatBytes(file.bytes)), el("td", "url", file.url));
+    return row;
+  }
+
+  function stepPlayer(event) {
+    if (!playing || playing.index < 0 || event.target === ui.video) return;
+    const next = playing.index + (event.key === "ArrowRight" ? 1 : -1);
+    if (next < 0 || next >= list.length) return;
+    event.preventDefault();
+    while (shown <= next) appendPage();
+    openItem(list[next], next);
+  }
+
+  function stopVideo() {
+    ui.video.pause();
+    ui.video.removeAttribute("src");
+    ui.video.removeAttribute("poster");
+    ui.video.load();
+  }
+})();

@@ -5,7 +5,8 @@ against what the server promised; only then is the file renamed to its final nam
 `.part` is resumed with `Range` plus `If-Range`, tied to the validator (ETag, else Last-Modified)
 saved beside it in `<stem>.part.json`; a server that answers 200 instead, or a validator that
 changed, means the file was replaced upstream, and the download starts over: two versions are
-never spliced together.
+never spliced together. A run killed after a file's rename but before the manifest recorded
+it leaves a final file: the next run keeps it once the host confirms its size and last byte.
 
 Disk work happens in a worker thread, one hop per block of `BLOCK` bytes (a small file is
 written, hashed and renamed in a single hop), so the event loop never waits on the disk and
@@ -36,7 +37,9 @@ from archiver.http import HttpClient, MediaResponse
 from archiver.paths import extension_for
 from archiver.sources.fields import media_url
 
-BLOCK = 1 << 20
+# Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
+# hops that they cost nothing next to the network.
+BLOCK = 1 << 18
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
@@ -60,6 +63,7 @@ class _Resume:
     offset: int
     validator: str | None
     orphan: str | None  # a final file of this stem that the manifest does not know
+    content_type: str | None = None  # what the host said the file is, when the part began
 
 
 async def download_file(
@@ -117,10 +121,25 @@ class _Fetch:
         if resume.offset and resume.validator:
             headers = {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
         async with self.http.media(self.url, headers) as response:
-            offset = self._check_status(response, resume)
+            if response.status == 416 and _whole(response, resume.offset):
+                return await self._finish_whole(resume)
+            offset = await self._check_status(response, resume)
             return await self._receive(response, offset)
 
-    def _check_status(self, response: MediaResponse, resume: _Resume) -> int:
+    async def _finish_whole(self, resume: _Resume) -> FetchedFile:
+        """Finish a `.part` that already holds the whole file (killed just before its rename).
+
+        The host refused the range because it starts at the end of the file: every byte is
+        here, all of one version (each resume was tied to its validator).
+        """
+        content_type = resume.content_type
+        name = self.stem + extension_for(self.url, content_type)
+        writer = _PartWriter(self.part, self.meta, resume.offset, resume.validator, content_type)
+        await writer.rehash()
+        digest = await writer.finish(b"", self.folder / name)
+        return FetchedFile(self.role, name, self.url, resume.offset, digest, content_type)
+
+    async def _check_status(self, response: MediaResponse, resume: _Resume) -> int:
         """The offset the body starts at, after checking the answer fits what we asked."""
         status = response.status
         if status == 206 and resume.offset:
@@ -143,7 +162,11 @@ class _Fetch:
         if status in (408, 425, 429) or status >= 500:
             retry_after = _retry_after(response)
             raise RetryableError(f"HTTP {status}", retry_after=retry_after)
-        raise HttpStatusError(f"HTTP {status}", status=status)
+        # S3 says why in its error document (`Request has expired`, `Access Denied`): worth
+        # a few bytes, since it is what tells an expired URL from a missing file.
+        explained = S3_MESSAGE.search(await response.head_of_body())
+        why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
+        raise HttpStatusError(f"HTTP {status}{why}", status=status)
 
     async def _receive(self, response: MediaResponse, offset: int) -> FetchedFile:
         length = response.headers.get("Content-Length")
@@ -152,7 +175,7 @@ class _Fetch:
             raise FileTooLarge(f"{expected} bytes is more than max_file_bytes ({self.max_bytes})")
         content_type = response.headers.get("Content-Type")
         name = self.stem + extension_for(self.url, content_type)
-        writer = _PartWriter(self.part, self.meta, offset, _validator(response))
+        writer = _PartWriter(self.part, self.meta, offset, _validator(response), content_type)
         if offset:
             await writer.rehash()
         buffer = bytearray()
@@ -166,8 +189,9 @@ class _Fetch:
                 if len(buffer) >= BLOCK:
                     await writer.append(bytes(buffer))
                     buffer.clear()
-        except RetryableError:
-            # Keep what arrived, so the next attempt resumes after it.
+        except (RetryableError, asyncio.CancelledError):
+            # Keep what arrived, so the next attempt (or the next run, after Ctrl-C or
+            # SIGTERM) resumes after it.
             await writer.append(bytes(buffer))
             raise
         finally:
@@ -181,15 +205,28 @@ class _Fetch:
         return FetchedFile(self.role, name, self.url, total, digest, content_type)
 
     async def _adopt(self, orphan: str) -> FetchedFile | None:
-        """Keep a final file a killed run left unrecorded, if the server confirms its size."""
+        """Keep a final file a killed run left unrecorded, if the server confirms it.
+
+        Its last byte is asked for: the 206 tells the size the host has now (Content-Range)
+        and the type it gives the file, for a sidecar like any other, and the byte must be
+        the one on disk. One byte, where fetching the file again would cost all of them.
+        """
         path = self.folder / orphan
         size = path.stat().st_size
-        async with self.http.media(self.url, {"Range": f"bytes={size}-"}) as response:
-            match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-            if response.status != 416 or match is None or int(match.group(1)) != size:
+        if size == 0:
+            return None
+        async with self.http.media(self.url, {"Range": f"bytes={size - 1}-"}) as response:
+            span = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            asked = (str(size - 1), str(size))  # the last byte, of a file of this size
+            if response.status != 206 or span is None or span.group(1, 3) != asked:
                 return None
-        digest = await asyncio.to_thread(_hash_file, path)
-        content_type = _guess_type(orphan)
+            content_type = response.headers.get("Content-Type")
+            last = await response.head_of_body(2)
+        if orphan != self.stem + extension_for(self.url, content_type):
+            return None
+        digest = await asyncio.to_thread(_hash_file, path, last)
+        if digest is None:
+            return None
         return FetchedFile(self.role, orphan, self.url, size, digest, content_type)
 
     def _discard(self) -> None:
@@ -201,11 +238,19 @@ class _Fetch:
 class _PartWriter:
     """Appends blocks to a `.part` file and hashes them, in a worker thread."""
 
-    def __init__(self, part: Path, meta: Path, offset: int, validator: str | None) -> None:
+    def __init__(
+        self,
+        part: Path,
+        meta: Path,
+        offset: int,
+        validator: str | None,
+        content_type: str | None,
+    ) -> None:
         self.part = part
         self.meta = meta
         self.size = offset
         self.validator = validator
+        self.content_type = content_type
         self.hasher = hashlib.sha256()
         self.discard_later = False
         self._pending: asyncio.Future[None] | None = None
@@ -224,10 +269,15 @@ class _PartWriter:
         self._pending = asyncio.ensure_future(asyncio.to_thread(self._append_sync, block, first))
 
     async def settle(self) -> None:
-        """Wait for the write in flight, if any."""
+        """Wait for the write in flight, if any.
+
+        Shielded, and forgotten only once done: a download cancelled here (Ctrl-C, another
+        worker's fatal error) must still wait for it before writing another block, or two
+        threads would append at once and interleave their bytes.
+        """
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
+            await asyncio.shield(self._pending)
+            self._pending = None
         if self.discard_later:
             await asyncio.to_thread(_remove, self.part, self.meta)
 
@@ -243,7 +293,8 @@ class _PartWriter:
             if first:
                 self.part.parent.mkdir(parents=True, exist_ok=True)
                 if self.validator:
-                    self.meta.write_text(json.dumps({"validator": self.validator}))
+                    saved = {"validator": self.validator, "content_type": self.content_type}
+                    self.meta.write_text(json.dumps(saved))
             with self.part.open("wb" if first else "ab") as out:
                 out.write(block)
         except OSError as exc:
@@ -261,8 +312,8 @@ class _PartWriter:
             with contextlib.suppress(FileNotFoundError):
                 self.meta.unlink()
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                self.part.unlink()
+            # The .part keeps what was written before the failure (a full disk): the next
+            # run resumes after it, or drops it if it has no validator to resume with.
             raise ArchiveWriteError(f"cannot write {final}: {exc.strerror}") from None
         return self.hasher.hexdigest()
 
@@ -277,18 +328,30 @@ def _resume_state(folder: Path, stem: str, part: Path, meta: Path) -> _Resume:
     final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
     orphan = next((n for n in names if final.fullmatch(n) and n != part.name), None)
     if part.name not in names:
+        if meta.name in names:
+            # Left by a kill between the rename of a finished file and this file's removal.
+            _remove(meta)
         return _Resume(0, None, orphan)
-    validator = None
+    validator = content_type = None
     try:
         saved: Any = json.loads(meta.read_text())
         if isinstance(saved, dict) and isinstance(saved.get("validator"), str):
             validator = saved["validator"]
+            content_type = saved.get("content_type")
     except (OSError, ValueError):
         validator = None
     if validator is None:
         _remove(part, meta)  # cannot prove what it holds: start over
         return _Resume(0, None, orphan)
-    return _Resume(part.stat().st_size, validator, None)
+    if not isinstance(content_type, str):
+        content_type = None
+    return _Resume(part.stat().st_size, validator, None, content_type)
+
+
+def _whole(response: MediaResponse, offset: int) -> bool:
+    """Whether a 416 says the file is exactly `offset` bytes long (`bytes */<offset>`)."""
+    match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+    return offset > 0 and match is not None and int(match.group(1)) == offset
 
 
 def _validator(response: MediaResponse) -> str | None:
@@ -321,13 +384,12 @@ def _hash_into(path: Path, hasher: Any, size: int) -> None:
             remaining -= len(block)
 
 
-def _hash_file(path: Path) -> str:
+def _hash_file(path: Path, last: bytes) -> str | None:
+    """The file's sha256, or None unless its last byte is `last`."""
     hasher = hashlib.sha256()
-    _hash_into(path, hasher, path.stat().st_size)
-    return hasher.hexdigest()
-
-
-def _guess_type(name: str) -> str | None:
-    import mimetypes
-
-    return mimetypes.guess_type(name)[0]
+    tail = b""
+    with path.open("rb") as source:
+        while block := source.read(BLOCK):
+            hasher.update(block)
+            tail = block[-1:]
+    return hasher.hexdigest() if tail == last else None

@@ -19,6 +19,10 @@ nothing above the HTTP layer, the manifest or the file writer sees them.
     │   └── UnsafeUrl                     not an http(s) URL
     └── ArchiveWriteError             exit 1: the archive could not be written (disk full, ...)
 
+A `SourceError` does not name its source: the job that lists the source says which one
+(`chanjing: cannot list: credentials rejected: code 10400 ...`), since sources can share one
+token or limiter, and an error met through a shared one belongs to each of them.
+
 `RetryableError` (and its `MalformedResponse`) marks a failure that the HTTP layer may retry; it
 is consumed by `archiver.retry` and escapes only as the cause of a final error.
 """

@@ -77,18 +77,28 @@ class MediaResponse:
         self._bandwidth = bandwidth
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, in chunks of whatever size the socket gave."""
+        """The body as it arrives, in chunks of whatever size the socket gave.
+
+        A break in the body (reset, cut short, stalled past the read timeout) is raised here
+        as `RetryableError`, so the caller can keep the bytes it already holds for a resume.
+        """
         content = self._response.content
         while True:
-            chunk = await content.readany()
+            try:
+                chunk = await content.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise RetryableError(describe_network_error(exc)) from None
             if not chunk:
                 return
             await self._bandwidth.consume(len(chunk))
             yield chunk
 
     async def head_of_body(self, limit: int = 4096) -> bytes:
-        """Up to `limit` bytes of the body, for an error message."""
-        return await self._response.content.read(limit)
+        """Up to `limit` bytes of the body, for an error message (empty if it breaks)."""
+        try:
+            return await self._response.content.read(limit)
+        except (TimeoutError, aiohttp.ClientError):
+            return b""
 
 
 class HttpClient:
@@ -171,18 +181,16 @@ class HttpClient:
                     retry_after=wait,
                 )
             if code in profile.auth_codes:
-                raise CredentialsRejected(
-                    f"{profile.service}: credentials rejected: code {code} {message}{trace}"
-                )
+                raise CredentialsRejected(f"credentials rejected: code {code} {message}{trace}")
             raise ApiError(
-                f"{profile.service}: the API answered code {code} {message}{trace}",
+                f"the API answered code {code} {message}{trace}",
                 code=code if isinstance(code, int) else None,
                 trace_id=trace_id,
             )
 
         def final(exc: RetryableError) -> Exception:
             return ApiError(
-                f"{profile.service}: giving up after {self.retry.attempts} attempts: {exc}",
+                f"giving up after {self.retry.attempts} attempts: {exc}",
                 code=exc.code,
                 trace_id=exc.trace_id,
             )
@@ -210,17 +218,17 @@ class HttpClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RetryableError(describe_network_error(exc)) from None
         if status in (401, 403):
-            raise CredentialsRejected(f"{profile.service}: credentials rejected (HTTP {status})")
+            raise CredentialsRejected(f"credentials rejected (HTTP {status})")
         if status == 429 or status >= 500 or status == 408:
             raise RetryableError(f"HTTP {status}", retry_after=retry_after)
         if 300 <= status < 400:
             raise ApiError(
-                f"{profile.service}: the API redirected (HTTP {status}) to "
+                f"the API redirected (HTTP {status}) to "
                 f"{location.split('?')[0]!r}; not followed, so the credential stays with "
                 "the API host: check base_url"
             )
         if not 200 <= status < 300:
-            raise ApiError(f"{profile.service}: the API answered HTTP {status}")
+            raise ApiError(f"the API answered HTTP {status}")
         try:
             doc = json.loads(body)
         except ValueError:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from archiver.download import download_file
 from archiver.durable import BatchCommitter
-from archiver.errors import ArchiverError, SourceError, TransferError
+from archiver.errors import ArchiverError, ArchiveWriteError, SourceError, TransferError
 from archiver.http import HttpClient
 from archiver.manifest import FileRow, KnownItem, ManifestStore, Outcome, Seen, utc_now
 from archiver.paths import file_stem, inside, item_folder
@@ -129,10 +129,14 @@ class ArchiveJob:
         finally:
             if self._committer is not None:
                 # What finished before the stop is recorded; the rest is retried next time.
-                await self._committer.close()
+                try:
+                    await self._committer.close()
+                except ArchiveWriteError as exc:  # the manifest's disk is full too
+                    self.stats.fatal = self.stats.fatal or str(exc)
             self.stats.duration = time.monotonic() - self.stats.started
-        if self.manifest is not None and not self.dry_run and not self.stats.interrupted:
-            self._record_source_states(sources)
+        stopped = self.stats.interrupted or self.stats.fatal
+        if self.manifest is not None and not self.dry_run and not stopped:
+            self._record_source_states(sources)  # else they stay unclean, as marked above
         return self.stats
 
     # Listing
@@ -158,6 +162,8 @@ class ArchiveJob:
         except SourceError as exc:
             stats.listing_error = str(exc)
             log.error("%s: cannot list: %s", cfg.name, exc)
+        except ArchiveWriteError:
+            raise  # the manifest cannot be written: the whole run stops (see `run`)
         except Exception as exc:  # a bug in one source must not cost the others their run
             stats.listing_error = f"unexpected error: {type(exc).__name__}: {exc}"
             log.error("%s: cannot list: %s", cfg.name, stats.listing_error)

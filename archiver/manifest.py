@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ManifestError
+from archiver.errors import ArchiveWriteError, ManifestError
+from archiver.redact import REDACT
 from archiver.schema import SCHEMA, SCHEMA_VERSION
 
 CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
@@ -107,7 +109,8 @@ class ManifestStore:
             raise ManifestError(f"{self.path}: a SQLite database, but not an archiver manifest")
         if "meta" in tables:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row and str(row[0]).isdigit() else None
+            text = str(row[0]) if row else ""
+            version = int(text) if text.isascii() and text.isdigit() else None
             if version is None:
                 raise ManifestError(f"{self.path}: manifest without a schema version")
             if version > SCHEMA_VERSION:
@@ -117,7 +120,7 @@ class ManifestStore:
                 )
         self.db.execute("PRAGMA busy_timeout = 10000")
         if not tables:
-            with self.db:
+            with self._written():
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.executescript(SCHEMA)
                 self.db.execute(
@@ -125,13 +128,22 @@ class ManifestStore:
                 )
         self.db.execute("PRAGMA synchronous = NORMAL")
 
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        """One transaction; a failure to write it (a full disk) is an `ArchiveWriteError`."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as exc:
+            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from None
+
     def close(self) -> None:
         self.db.close()
 
     # Runs
 
     def begin_run(self, command: str) -> int:
-        with self.db:
+        with self._written():
             cursor = self.db.execute(
                 "INSERT INTO runs (started_at, command) VALUES (?, ?)", (utc_now(), command)
             )
@@ -139,7 +151,7 @@ class ManifestStore:
         return cursor.lastrowid
 
     def finish_run(self, run_id: int, exit_status: int, summary: dict[str, Any]) -> None:
-        with self.db:
+        with self._written():
             self.db.execute(
                 "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
                 (utc_now(), exit_status, json.dumps(summary), run_id),
@@ -175,7 +187,7 @@ class ManifestStore:
 
     def mark_seen(self, source: str, run_id: int, seen: Iterable[Seen]) -> None:
         """Record that these items were listed in this run (new ones as pending)."""
-        with self.db:
+        with self._written():
             self.db.executemany(
                 "INSERT INTO items (source, kind, item_id, state, folder, created_at, "
                 "first_seen_run, last_seen_run) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
@@ -189,7 +201,7 @@ class ManifestStore:
     def record(self, run_id: int, outcomes: Sequence[Outcome]) -> None:
         """Record a batch of finished items in one transaction."""
         now = utc_now()
-        with self.db:
+        with self._written():
             for o in outcomes:
                 key = (o.source, o.kind, o.item_id)
                 for f in o.files:
@@ -213,12 +225,12 @@ class ManifestStore:
                     self.db.execute(
                         "UPDATE items SET state = 'failed', last_error = ? "
                         "WHERE source = ? AND kind = ? AND item_id = ?",
-                        (o.error, *key),
+                        (REDACT(o.error), *key),
                     )
 
     def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
         """Send items back to be fetched again by the next run (after a failed verify)."""
-        with self.db:
+        with self._written():
             self.db.executemany(
                 "UPDATE items SET state = 'pending', last_error = ? "
                 "WHERE source = ? AND kind = ? AND item_id = ?",
@@ -236,7 +248,7 @@ class ManifestStore:
         return (row[0], bool(row[1])) if row else (None, False)
 
     def set_source_state(self, source: str, *, listed_to_end: bool, clean: bool) -> None:
-        with self.db:
+        with self._written():
             self.db.execute(
                 "INSERT INTO source_state (source, last_full_listing, last_run_clean) "
                 "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_full_listing = "

@@ -90,6 +90,24 @@ def setup_logging(
         file_handler.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO)
         logger.addHandler(file_handler)
     logger.propagate = False
+    _redact_libraries(stream, formatter)
+
+
+class _LibraryHandler(logging.StreamHandler[IO[str]]):
+    """The root logger's handler: what asyncio, aiohttp and warnings have to say."""
+
+
+def _redact_libraries(stream: IO[str], formatter: logging.Formatter) -> None:
+    # Libraries log through the root logger, whose last-resort output is unredacted stderr;
+    # their warnings (an exception's text among them) pass the same redaction as ours.
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryHandler)]:
+        root.removeHandler(handler)
+    library = _LibraryHandler(stream)
+    library.setFormatter(formatter)
+    library.setLevel(logging.WARNING)
+    root.addHandler(library)
+    logging.captureWarnings(True)
 
 
 class NoProgress:
@@ -176,6 +194,12 @@ def summary_lines(stats: RunStats) -> list[str]:
         lines.extend(f"    failed {f['kind']} {f['id']}: {f['reason']}" for f in s.failures[:20])
         if s.failed > 20:
             lines.append(f"    ... and {s.failed - 20} more (see the run report)")
+        lines.extend(
+            f"    rejected record {r['id'] if r['id'] is not None else '(no id)'}: {r['reason']}"
+            for r in s.rejections[:20]
+        )
+        if s.rejected > 20:
+            lines.append(f"    ... and {s.rejected - 20} more rejected (see the run report)")
     if stats.fatal:
         lines.append(f"  stopped: {stats.fatal}")
     if stats.interrupted:

@@ -97,10 +97,8 @@ def finish_run(
     started_at: datetime | None = None,
 ) -> None:
     """What follows a run: checksums, the catalog, the report, the manifest's run record."""
-    for name, s in stats.sources.items():
-        sums = config.archive_dir / name / "SHA256SUMS"
-        if s.archived or s.templates_archived or s.updated or not sums.exists():
-            write_checksums(manifest, config.archive_dir, name)
+    for name in stats.sources:
+        write_checksums(manifest, config.archive_dir, name)
     if config.catalog and (stats.eventful or not (config.archive_dir / "index.html").exists()):
         _write_catalog(config.archive_dir)
     document = report_document(

@@ -112,7 +112,9 @@ def write_sidecar(folder: Path, document: dict[str, Any]) -> Path:
     text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8", errors="surrogatepass")
+        # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the
+        # JSON escape it came as, the file stays UTF-8 and reads back the same.
+        temp.write_text(text, encoding="utf-8", errors="backslashreplace")
         temp.replace(path)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None

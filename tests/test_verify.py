@@ -110,3 +110,16 @@ async def test_sha256sums_check_with_standard_tools(standin: StandIn, tmp_path: 
     )
     assert bad.returncode == 1
     assert "video.mp4: FAILED" in bad.stdout
+
+
+async def test_a_stale_sha256sums_is_brought_back_in_line(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    sums = archive / "chanjing" / "SHA256SUMS"
+    whole = sums.read_text()
+    sums.write_text("".join(whole.splitlines(keepends=True)[1:]))  # as if a run died mid-way
+    standin.stats.reset()
+    assert (await run_cli("run", "-c", config)).code == 0
+    assert standin.stats.media_bytes_sent == 0
+    assert sums.read_text() == whole

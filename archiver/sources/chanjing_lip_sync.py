@@ -41,6 +41,7 @@ class ChanjingSettings(SourceSettings):
 class _PageAnswer:
     rows: list[Any]
     total_pages: int | None
+    total_count: int | None = None  # how long the list was when this page was cut from it
 
 
 class ChanjingLipSync(Source):
@@ -61,14 +62,16 @@ class ChanjingLipSync(Source):
         if settings.pages_in_flight < 1:
             raise ConfigError(f"{where}.pages_in_flight: must be at least 1")
 
-    def _profile(self, auth: bool) -> ApiProfile:
+    def _profile(self) -> ApiProfile:
+        # 10400 from the token endpoint too: a wrong app_id or secret_key is a rejected
+        # credential, reported as such, not an unexplained API error.
         rate = self.settings.qps or DEFAULT_QPS
         return ApiProfile(
             service=self.name,
             ok_codes=frozenset({0}),
             retry_codes=frozenset({50000}),
             throttle_codes=frozenset({40001}),
-            auth_codes=frozenset({10400}) if auth else frozenset(),
+            auth_codes=frozenset({10400}),
             limiter=self.context.limiter(self.settings.base_url, rate),
         )
 
@@ -79,7 +82,7 @@ class ChanjingLipSync(Source):
             key,
             lambda: ChanjingToken(
                 self.http,
-                self._profile(auth=False),
+                self._profile(),
                 self.endpoint("/open/v1/access_token"),
                 app_id=s.app_id,
                 secret_key=s.secret_key,
@@ -89,7 +92,7 @@ class ChanjingLipSync(Source):
 
     async def pages(self) -> AsyncGenerator[Page, None]:
         token = self._token()
-        profile = self._profile(auth=True)
+        profile = self._profile()
         fresh_tokens: set[str] = set()
 
         async def fetch(number: int) -> _PageAnswer:
@@ -110,7 +113,7 @@ class ChanjingLipSync(Source):
             async for page in self._sequential(fetch, 2, len(first.rows)):
                 yield page
             return
-        async for page in self._concurrent(fetch, first.total_pages):
+        async for page in self._concurrent(fetch, first.total_pages, first.total_count):
             yield page
 
     async def _sequential(self, fetch: Any, start: int, last_size: int) -> AsyncIterator[Page]:
@@ -122,7 +125,9 @@ class ChanjingLipSync(Source):
                 yield Page(number, tuple(parse_rows(answer.rows)))
             number += 1
 
-    async def _concurrent(self, fetch: Any, total_pages: int) -> AsyncIterator[Page]:
+    async def _concurrent(
+        self, fetch: Any, total_pages: int, total_count: int | None
+    ) -> AsyncIterator[Page]:
         window: deque[tuple[int, asyncio.Future[_PageAnswer]]] = deque()
         next_number = 2
         try:
@@ -136,10 +141,17 @@ class ChanjingLipSync(Source):
                     return
                 number, future = window.popleft()
                 answer = await future
+                if _older(answer, total_count):
+                    # Cut from the list as it was before the page in front of it: tasks
+                    # added at the top since then pushed records from that page onto this
+                    # one, which this answer does not hold. Read as the list is now, the
+                    # page overlaps its neighbour instead (duplicates are dropped later).
+                    answer = await fetch(number)
                 if not answer.rows:
                     return  # the list shrank while we read it
                 # The list may grow while it is read; follow it to its new end.
                 total_pages = max(total_pages, answer.total_pages or 0)
+                total_count = answer.total_count if answer.total_count is not None else total_count
                 yield Page(number, tuple(parse_rows(answer.rows)))
         finally:
             for _, future in window:
@@ -165,10 +177,22 @@ def _page_answer(doc: dict[str, Any]) -> _PageAnswer:
     if not isinstance(rows, list):
         raise MalformedResponse(f"`data.list` is a {type(rows).__name__}, not a list")
     info = data.get("page_info")
-    total = info.get("total_page") if isinstance(info, dict) else None
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        total = None
-    return _PageAnswer(rows, total)
+    if not isinstance(info, dict):
+        info = {}
+    return _PageAnswer(rows, _count(info.get("total_page")), _count(info.get("total_count")))
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _older(answer: _PageAnswer, total_count: int | None) -> bool:
+    """Whether `answer` was cut from a shorter list than the page before it was."""
+    if answer.total_count is None or total_count is None:
+        return False
+    return answer.total_count < total_count
 
 
 def parse_rows(rows: list[Any]) -> list[Listed]:

@@ -86,7 +86,10 @@ def _token_data(doc: dict[str, Any]) -> tuple[str, float | None]:
     if not isinstance(token, str) or not token:
         raise MalformedResponse("token answer without an access_token")
     expire = data.get("expire_in")
-    expires_at = float(expire) if isinstance(expire, int | float) and expire > 0 else None
+    expires_at = None
+    # A number, and a plausible one: float() of a huge JSON integer would overflow.
+    if isinstance(expire, int | float) and not isinstance(expire, bool) and 0 < expire < 1e15:
+        expires_at = float(expire)
     # `expire_in` is documented as a Unix time; a small number is more likely a lifetime.
     if expires_at is not None and expires_at < 10**9:
         expires_at += time.time()

@@ -11,6 +11,8 @@ import math
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
+import yarl
+
 MAX_ID_LENGTH = 512
 # Earliest and latest creation times taken as real; anything else is "undated".
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
@@ -24,17 +26,31 @@ def record_id(value: object) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_LENGTH:
-        return value
+        # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: no file name, no
+        # manifest key, no log line can hold it.
+        return value if _encodable(value) else None
     return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unix_time(value: object) -> datetime | None:
     """A creation time from Unix seconds (or milliseconds), or None if unusable."""
-    if isinstance(value, str) and value.strip().isdigit():
+    # isdigit() alone also takes digits of other scripts (`²`, `١٢٣`), which int() refuses.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     if not math.isfinite(seconds):
         return None
     if seconds > LATEST:  # a millisecond timestamp is the usual reason for a huge number
@@ -53,6 +69,8 @@ def media_url(value: object) -> tuple[str | None, str | None]:
     url = value.strip()
     if any(ord(c) < 32 or c == "\x7f" for c in url) or " " in url:
         return None, "URL contains spaces or control characters"
+    if not _encodable(url):
+        return None, "URL is not valid Unicode"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -63,6 +81,12 @@ def media_url(value: object) -> tuple[str | None, str | None]:
         return None, f"URL is not http(s) ({scheme[:20]})"
     if not parts.hostname:
         return None, "URL has no host"
+    try:
+        # As the HTTP client will read it: a host that IDNA cannot encode, a broken IPv6
+        # literal, are refused here with a reason rather than there with an exception.
+        yarl.URL(url)
+    except (ValueError, UnicodeError):
+        return None, "URL cannot be parsed"
     return url, None
 
 

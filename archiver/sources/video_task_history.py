@@ -9,7 +9,7 @@ its video template, once per template version per run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,27 +62,40 @@ class VideoTaskHistory(Source):
 
     async def _fetch(self, profile: ApiProfile, page: int) -> list[Any]:
         rows = await self._fetch_once(profile, page)
-        if rows is None:
-            # A Go back end encodes an empty list as `null`, but a glitch can too: a second
-            # look tells an empty page from a hiccup, which would otherwise end the listing.
-            rows = await self._fetch_once(profile, page)
-        return rows or []
+        if rows is not None:
+            return rows
+        # A Go back end encodes an empty list as `null`, but a glitch can too, and taking a
+        # glitch for the end would silently lose every page after it. A second look catches
+        # a one-off; if it is null again, the next page decides: empty too, and this is the
+        # end; with tasks on it, this page is read again until it answers a list (the HTTP
+        # layer's retries), or the listing fails rather than leave a gap.
+        rows = await self._fetch_once(profile, page)
+        if rows is not None:
+            return rows
+        if not await self._fetch_once(profile, page + 1):
+            return []
+        return await self._fetch_once(profile, page, parse=_page_list) or []
 
-    async def _fetch_once(self, profile: ApiProfile, page: int) -> list[Any] | None:
+    async def _fetch_once(
+        self,
+        profile: ApiProfile,
+        page: int,
+        parse: Callable[[dict[str, Any]], list[Any] | None] | None = None,
+    ) -> list[Any] | None:
         size = self.settings.page_size
         headers = {**self.settings.headers, "Authorization": self.settings.token or ""}
         if self.settings.request_encoding == "form":
             return await self.http.call_api(
                 profile,
                 self.endpoint("/videoTaskHistory"),
-                parse=_page_data,
+                parse=parse or _page_data,
                 headers=headers,
                 form={"page": str(page), "pageSize": str(size)},
             )
         return await self.http.call_api(
             profile,
             self.endpoint("/videoTaskHistory"),
-            parse=_page_data,
+            parse=parse or _page_data,
             headers=headers,
             json_body={"page": page, "pageSize": size},
         )
@@ -101,7 +114,7 @@ class VideoTaskHistory(Source):
                 ids = [row.get("id") if isinstance(row, dict) else row for row in rows]
                 if full and ids == previous_ids:
                     raise ApiError(
-                        f"{self.name}: page {number} repeats page {number - 1}; "
+                        f"page {number} repeats page {number - 1}; "
                         "the service seems to ignore `page`"
                     )
                 previous_ids = ids
@@ -139,6 +152,14 @@ def _page_data(doc: dict[str, Any]) -> list[Any] | None:
         return None
     if not isinstance(data, list):
         raise MalformedResponse(f"`data` is a {type(data).__name__}, not a list")
+    return data
+
+
+def _page_list(doc: dict[str, Any]) -> list[Any]:
+    """Like `_page_data`, for a page known not to be the end: `null` is a glitch there."""
+    data = _page_data(doc)
+    if data is None:
+        raise MalformedResponse("`data` is null in the middle of the list")
     return data
 
 

@@ -80,7 +80,7 @@ def _task(state_key: str, done: int, fields: tuple[tuple[str, str], ...]) -> Any
 
 VTH_TASKS = st.builds(
     lambda task, template: {**task, "videoTemp": template} if isinstance(task, dict) else task,
-    _task("state", 30, vth.TASK_MEDIA),
+    _task("state", 30, vth.TASK_FIELDS.media),
     _task("state", 30, vth.TEMPLATE_MEDIA),
 )
 CHANJING_TASKS = _task("status", 20, (("video", "video_url"), ("preview", "preview_url")))

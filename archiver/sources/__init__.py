@@ -19,7 +19,7 @@ __all__ = ["Source", "SourceContext", "source_types"]
 def source_types() -> dict[str, type[Source]]:
     """Every source type, by the name used as `type:` in the config."""
     for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_") and module.name not in ("base", "fields"):
+        if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
     found: dict[str, type[Source]] = {}
     pending = list(Source.__subclasses__())

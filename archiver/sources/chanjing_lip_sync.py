@@ -15,14 +15,20 @@ from typing import Any
 
 from archiver.errors import ConfigError, CredentialsRejected, MalformedResponse
 from archiver.http import ApiProfile
-from archiver.records import ArchiveItem, Listed, MediaRef, Page, Rejected, Unfinished
+from archiver.records import Listed, Page
 from archiver.settings import SourceSettings, secret
 from archiver.sources.base import Source
 from archiver.sources.chanjing_token import ChanjingToken
-from archiver.sources.fields import media_url, record_id, unix_time
+from archiver.sources.parse import TaskFields
+from archiver.sources.parse import parse_task as parse_record
 
-SUCCEEDED = 20
-STATE_NAMES = {0: "queued", 10: "generating", 30: "failed"}
+TASK_FIELDS = TaskFields(
+    state_key="status",
+    succeeded=20,
+    state_names={0: "queued", 10: "generating", 30: "failed"},
+    created_key="create_time",
+    media=(("video", "video_url"), ("preview", "preview_url")),
+)
 DEFAULT_QPS = 10.0
 MAX_PAGES = 1_000_000
 
@@ -202,31 +208,4 @@ def parse_rows(rows: list[Any]) -> list[Listed]:
 
 def parse_task(row: Any) -> Listed:
     """One lip-sync record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
-    if not isinstance(row, dict):
-        return Rejected(None, f"record is a {type(row).__name__}, not an object")
-    task_id = record_id(row.get("id"))
-    if task_id is None:
-        return Rejected(None, "record has no usable id")
-    status = row.get("status")
-    if isinstance(status, bool) or not isinstance(status, int):
-        return Rejected(task_id, f"status is not a number: {str(status)[:40]!r}")
-    if status != SUCCEEDED:
-        return Unfinished(task_id, STATE_NAMES.get(status, f"status {status}"))
-    media: list[MediaRef] = []
-    problems: list[tuple[str, str]] = []
-    for role, key in (("video", "video_url"), ("preview", "preview_url")):
-        url, problem = media_url(row.get(key))
-        if url is not None:
-            media.append(MediaRef(role, url))
-        else:
-            problems.append((role, f"{key}: {problem}"))
-    if not media or media[0].role != "video":
-        return Rejected(task_id, f"succeeded task without a usable video URL: {problems[0][1]}")
-    return ArchiveItem(
-        kind="task",
-        id=task_id,
-        created_at=unix_time(row.get("create_time")),
-        media=tuple(media),
-        record=row,
-        problems=tuple(problems),
-    )
+    return parse_record(row, TASK_FIELDS)

@@ -15,14 +15,20 @@ from typing import Any, Literal
 
 from archiver.errors import ApiError, ConfigError, MalformedResponse
 from archiver.http import ApiProfile
-from archiver.records import ArchiveItem, Listed, MediaRef, Page, Rejected, Unfinished
+from archiver.records import ArchiveItem, Listed, MediaRef, Page
 from archiver.settings import SourceSettings, secret
 from archiver.sources.base import Source
-from archiver.sources.fields import media_url, record_id, unix_time, url_version
+from archiver.sources.fields import record_id, unix_time, url_version
+from archiver.sources.parse import TaskFields, media_refs
+from archiver.sources.parse import parse_task as parse_record
 
-SUCCEEDED = 30
-STATE_NAMES = {2: "failed", 10: "waiting", 20: "generating"}
-TASK_MEDIA = (("video", "origin"), ("cover", "covering"))
+TASK_FIELDS = TaskFields(
+    state_key="state",
+    succeeded=30,
+    state_names={2: "failed", 10: "waiting", 20: "generating"},
+    created_key="createdAt",
+    media=(("video", "origin"), ("cover", "covering")),
+)
 TEMPLATE_MEDIA = (("thumb", "thumb"), ("cover", "covering"), ("video", "video"))
 MAX_PAGES = 1_000_000
 
@@ -165,27 +171,7 @@ def _page_list(doc: dict[str, Any]) -> list[Any]:
 
 def parse_task(row: Any) -> Listed:
     """One task record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
-    if not isinstance(row, dict):
-        return Rejected(None, f"record is a {type(row).__name__}, not an object")
-    task_id = record_id(row.get("id"))
-    if task_id is None:
-        return Rejected(None, "record has no usable id")
-    state = row.get("state")
-    if isinstance(state, bool) or not isinstance(state, int):
-        return Rejected(task_id, f"state is not a number: {str(state)[:40]!r}")
-    if state != SUCCEEDED:
-        return Unfinished(task_id, STATE_NAMES.get(state, f"state {state}"))
-    media, problems = _media(row, TASK_MEDIA)
-    if not any(ref.role == "video" for ref in media):
-        return Rejected(task_id, f"succeeded task without a usable video URL: {problems[0][1]}")
-    return ArchiveItem(
-        kind="task",
-        id=task_id,
-        created_at=unix_time(row.get("createdAt")),
-        media=media,
-        record=row,
-        problems=problems,
-    )
+    return parse_record(row, TASK_FIELDS)
 
 
 def parse_template(value: Any) -> ArchiveItem | None:
@@ -195,7 +181,7 @@ def parse_template(value: Any) -> ArchiveItem | None:
     template_id = record_id(value.get("id"))
     if template_id is None:
         return None
-    media, problems = _media(value, TEMPLATE_MEDIA)
+    media, problems = media_refs(value, TEMPLATE_MEDIA)
     if not media:
         return None
     versioned = tuple(MediaRef(ref.role, ref.url, url_version(ref.url)) for ref in media)
@@ -207,17 +193,3 @@ def parse_template(value: Any) -> ArchiveItem | None:
         record=value,
         problems=problems,
     )
-
-
-def _media(
-    row: dict[str, Any], fields: tuple[tuple[str, str], ...]
-) -> tuple[tuple[MediaRef, ...], tuple[tuple[str, str], ...]]:
-    media: list[MediaRef] = []
-    problems: list[tuple[str, str]] = []
-    for role, key in fields:
-        url, problem = media_url(row.get(key))
-        if url is not None:
-            media.append(MediaRef(role, url))
-        else:
-            problems.append((role, f"{key}: {problem}"))
-    return tuple(media), tuple(problems)

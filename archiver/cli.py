@@ -45,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _config_option(run)
-    run.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="archive only this source (repeatable)",
-    )
+    _source_option(run, "archive")
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -78,13 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _config_option(verify)
-    verify.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="verify only this source (repeatable)",
-    )
+    _source_option(verify, "verify")
     verify.add_argument("--quick", action="store_true", help="check sizes only, without re-hashing")
     _output_options(verify)
     verify.set_defaults(handler=_cmd_verify)
@@ -139,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(demo)
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _source_option(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"{verb} only this source (repeatable)",
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

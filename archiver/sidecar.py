@@ -7,8 +7,10 @@ changes on every listing without meaning anything (the signature of a pre-signed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from archiver.manifest import FileRow
 from archiver.records import ArchiveItem
 
 SIDECAR = "metadata.json"
+_NOT_PLAIN = re.compile(r"[?#\s]", re.ASCII)
 # Query parameters that sign or expire a URL rather than name a file.
 VOLATILE_PARAMS = (
     "x-amz-",
@@ -38,6 +41,16 @@ VOLATILE_PARAMS = (
 
 def url_identity(url: str) -> str:
     """What names the file behind `url`: its path and its lasting query parameters."""
+    if url.startswith(("http://", "https://")) and not _NOT_PLAIN.search(url):
+        # No query, fragment or oddity: the path is what follows the host (as urlsplit has it).
+        slash = url.find("/", url.index("//") + 2)
+        return url[slash:] if slash >= 0 else ""
+    return _query_identity(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_identity(url: str) -> str:
+    # Cached: a template's versioned URLs come again in every task that uses it.
     parts = urlsplit(url)
     params = sorted(
         (k, v)
@@ -111,10 +124,13 @@ def write_sidecar(folder: Path, document: dict[str, Any]) -> Path:
     temp = folder / (SIDECAR + ".tmp")
     text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the
         # JSON escape it came as, the file stays UTF-8 and reads back the same.
-        temp.write_text(text, encoding="utf-8", errors="backslashreplace")
+        try:
+            temp.write_text(text, encoding="utf-8", errors="backslashreplace")
+        except FileNotFoundError:  # no file of the item made its folder
+            folder.mkdir(parents=True, exist_ok=True)
+            temp.write_text(text, encoding="utf-8", errors="backslashreplace")
         temp.replace(path)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None

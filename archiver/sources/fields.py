@@ -8,12 +8,17 @@ anything that cannot be used safely.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import yarl
 
 MAX_ID_LENGTH = 512
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# An ordinary URL: lowercase scheme, a plain host name or IPv4 address, maybe a port.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9][A-Za-z0-9.\-]*(?::(\d{1,5}))?(?=[/?#]|\Z)")
+_MAX_PORT = 65535
 # Earliest and latest creation times taken as real; anything else is "undated".
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
@@ -67,10 +72,13 @@ def media_url(value: object) -> tuple[str | None, str | None]:
     if not isinstance(value, str):
         return None, f"URL is a {type(value).__name__}, not text"
     url = value.strip()
-    if any(ord(c) < 32 or c == "\x7f" for c in url) or " " in url:
+    if _SPACE_OR_CONTROL.search(url):
         return None, "URL contains spaces or control characters"
-    if not _encodable(url):
+    if not url.isascii() and not _encodable(url):
         return None, "URL is not valid Unicode"
+    plain = _PLAIN_URL.match(url)
+    if plain and int(plain.group(1) or 0) <= _MAX_PORT:
+        return url, None  # what urlsplit would accept, without parsing the host part thrice
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port

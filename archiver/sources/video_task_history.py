@@ -109,7 +109,7 @@ class VideoTaskHistory(Source):
     async def pages(self) -> AsyncGenerator[Page, None]:
         profile = self._profile()
         size = self.settings.page_size
-        templates_seen: set[tuple[str, tuple[str, ...]]] = set()
+        templates_seen: set[tuple[object, ...]] = set()
         previous_ids: list[object] | None = None
         number = 1
         fetch = asyncio.ensure_future(self._fetch(profile, number))
@@ -134,7 +134,7 @@ class VideoTaskHistory(Source):
             fetch.cancel()
 
     def _parse_rows(
-        self, rows: list[Any], templates_seen: set[tuple[str, tuple[str, ...]]]
+        self, rows: list[Any], templates_seen: set[tuple[object, ...]]
     ) -> list[Listed]:
         listed: list[Listed] = []
         for row in rows:
@@ -142,7 +142,15 @@ class VideoTaskHistory(Source):
             listed.append(item)
             if not self.settings.templates or not isinstance(item, ArchiveItem):
                 continue
-            template = parse_template(row.get("videoTemp"))
+            raw = row.get("videoTemp")
+            # Most tasks share a few templates: a template already seen in this exact form is
+            # not parsed again.
+            raw_key = _template_key(raw)
+            if raw_key is not None:
+                if raw_key in templates_seen:
+                    continue
+                templates_seen.add(raw_key)
+            template = parse_template(raw)
             if template is None:
                 continue
             key = (template.id, tuple(ref.url for ref in template.media))
@@ -150,6 +158,14 @@ class VideoTaskHistory(Source):
                 templates_seen.add(key)
                 listed.append(template)
         return listed
+
+
+def _template_key(value: Any) -> tuple[object, ...] | None:
+    """The fields that decide a template's identity and files, if they can key a set."""
+    if not isinstance(value, dict):
+        return None
+    key = ("raw", *(value.get(name) for name in ("id", "thumb", "covering", "video")))
+    return key if all(v is None or isinstance(v, str | int) for v in key) else None
 
 
 def _page_data(doc: dict[str, Any]) -> list[Any] | None:

@@ -22,7 +22,6 @@ from archiver.config import default_config_path, load_config
 from archiver.errors import ArchiverError
 from archiver.output import setup_logging
 from archiver.redact import REDACT
-from archiver.runner import RunOptions, print_summary, run_archive
 
 log = logging.getLogger("archiver")
 
@@ -181,6 +180,9 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the download machinery (aiohttp) is not needed by verify or status.
+    from archiver.runner import RunOptions, print_summary, run_archive
+
     config = load_config(args.config or default_config_path())
     REDACT.add(config.secrets)
     options = RunOptions(
@@ -198,7 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from archiver.runner import run_verify
+    from archiver.verify import run_verify
 
     config = load_config(args.config or default_config_path())
     REDACT.add(config.secrets)
@@ -212,8 +214,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archiver.manifest import ManifestStore
-    from archiver.runner import MANIFEST
+    from archiver.manifest import MANIFEST, ManifestStore
     from archiver.status import archive_status, status_json, status_text
 
     config = load_config(args.config or default_config_path())

@@ -15,12 +15,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
 
+from archiver.apiprofile import ApiProfile
 from archiver.errors import (
     ApiError,
     CredentialsRejected,
@@ -28,7 +28,7 @@ from archiver.errors import (
     RetryableError,
     TransferError,
 )
-from archiver.limits import BandwidthLimiter, RequestRateLimiter
+from archiver.limits import BandwidthLimiter
 from archiver.retry import RetryPolicy, parse_retry_after
 from archiver.settings import HttpSettings
 
@@ -36,20 +36,6 @@ T = TypeVar("T")
 
 MEDIA_READ_BUFFER = 256 * 1024
 THROTTLE_WAIT = 1.1  # seconds: one rate-limit window, and a little
-
-
-@dataclass(frozen=True)
-class ApiProfile:
-    """How one service answers: which `code` values mean success, try again, or bad credential."""
-
-    service: str
-    ok_codes: frozenset[int]
-    retry_codes: frozenset[int]
-    auth_codes: frozenset[int] = frozenset()
-    # Codes that mean "too many requests": like HTTP 429 with an implied Retry-After of one
-    # rate window, since requests of another process (the last run) may still fill it.
-    throttle_codes: frozenset[int] = frozenset()
-    limiter: RequestRateLimiter | None = None
 
 
 def describe_network_error(exc: BaseException) -> str:

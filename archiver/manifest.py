@@ -21,6 +21,7 @@ from archiver.errors import ArchiveWriteError, ManifestError
 from archiver.redact import REDACT
 from archiver.schema import SCHEMA, SCHEMA_VERSION
 
+MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
 CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 

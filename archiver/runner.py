@@ -21,15 +21,14 @@ from archiver.checksums import write_checksums
 from archiver.errors import ArchiveWriteError, UsageError
 from archiver.job import ArchiveJob, Progress
 from archiver.lock import ArchiveLock
-from archiver.manifest import ManifestStore
-from archiver.output import BarProgress, NoProgress, human_bytes, summary_lines
+from archiver.manifest import MANIFEST, ManifestStore
+from archiver.output import BarProgress, NoProgress, summary_lines
 from archiver.report import report_document, write_report
 from archiver.settings import Config, SourceConfig
 from archiver.stats import RunStats
 
 T = TypeVar("T")
 log = logging.getLogger("archiver")
-MANIFEST = "manifest.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -178,52 +177,3 @@ def print_summary(
     out = stream or sys.stderr
     for line in summary_lines(stats):
         print(line, file=out)
-
-
-def run_verify(
-    config: Config, sources: tuple[str, ...], *, quick: bool, interactive: bool, verbosity: int
-) -> int:
-    """`archiver verify`: 0 if every file and sidecar checks out, else 1."""
-    from archiver.verify import mark_for_refetch, verify_archive
-
-    select_sources(config, sources)  # an unknown name is a usage error
-    path = config.archive_dir / MANIFEST
-    if not path.exists():
-        log.warning("%s: nothing archived yet", config.archive_dir)
-        return 0
-    with ArchiveLock(config.archive_dir):
-        manifest = ManifestStore.open(path)
-        try:
-            bar = None
-            if interactive and verbosity >= 0:
-                from tqdm import tqdm
-
-                bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
-            try:
-                result = verify_archive(
-                    manifest,
-                    config.archive_dir,
-                    sources=sources,
-                    quick=quick,
-                    progress=bar.update if bar is not None else lambda n: None,
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
-            if result.problems:
-                mark_for_refetch(manifest, config.archive_dir, result.problems)
-        finally:
-            manifest.close()
-    for problem in result.problems:
-        print(problem.line(), file=sys.stderr if verbosity < 0 else sys.stdout)
-    if verbosity >= 0 and (interactive or result.problems or verbosity > 0):
-        damaged = len({(p.source, p.kind, p.item_id) for p in result.problems})
-        verdict = (
-            f"{damaged} items damaged; the next run fetches them again" if damaged else "all good"
-        )
-        print(
-            f"verified {result.files} files ({human_bytes(result.bytes)}) of "
-            f"{result.items} items: {verdict}",
-            file=sys.stderr,
-        )
-    return 1 if result.problems else 0

@@ -12,18 +12,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archiver.manifest import ManifestStore
+from archiver.errors import UsageError
+from archiver.lock import ArchiveLock
+from archiver.manifest import MANIFEST, ManifestStore
+from archiver.output import human_bytes
 from archiver.paths import inside
+from archiver.settings import Config
 from archiver.sidecar import SIDECAR
 
 BATCH = 32
+log = logging.getLogger("archiver")
 READ_SIZE = 1 << 20
 
 
@@ -200,3 +207,52 @@ def _move_aside(manifest: ManifestStore, root: Path, problem: Problem, name: str
     path = inside(root, row["path"])
     with contextlib.suppress(FileNotFoundError):
         path.replace(path.with_name(path.name + ".corrupt"))
+
+
+def run_verify(
+    config: Config, sources: tuple[str, ...], *, quick: bool, interactive: bool, verbosity: int
+) -> int:
+    """`archiver verify`: 0 if every file and sidecar checks out, else 1."""
+    unknown = set(sources) - {s.name for s in config.sources}
+    if unknown:
+        raise UsageError(f"no source named {sorted(unknown)[0]!r} in {config.path}")
+    path = config.archive_dir / MANIFEST
+    if not path.exists():
+        log.warning("%s: nothing archived yet", config.archive_dir)
+        return 0
+    with ArchiveLock(config.archive_dir):
+        manifest = ManifestStore.open(path)
+        try:
+            bar = None
+            if interactive and verbosity >= 0:
+                from tqdm import tqdm
+
+                bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
+            try:
+                result = verify_archive(
+                    manifest,
+                    config.archive_dir,
+                    sources=sources,
+                    quick=quick,
+                    progress=bar.update if bar is not None else lambda n: None,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+            if result.problems:
+                mark_for_refetch(manifest, config.archive_dir, result.problems)
+        finally:
+            manifest.close()
+    for problem in result.problems:
+        print(problem.line(), file=sys.stderr if verbosity < 0 else sys.stdout)
+    if verbosity >= 0 and (interactive or result.problems or verbosity > 0):
+        damaged = len({(p.source, p.kind, p.item_id) for p in result.problems})
+        verdict = (
+            f"{damaged} items damaged; the next run fetches them again" if damaged else "all good"
+        )
+        print(
+            f"verified {result.files} files ({human_bytes(result.bytes)}) of "
+            f"{result.items} items: {verdict}",
+            file=sys.stderr,
+        )
+    return 1 if result.problems else 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from archiver.http import HttpClient
 from archiver.limits import RequestRateLimiter
 from archiver.records import Page
 from archiver.settings import SourceSettings
+
+if TYPE_CHECKING:
+    from archiver.http import HttpClient
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from archiver.apiprofile import ApiProfile
 from archiver.errors import ConfigError, CredentialsRejected, MalformedResponse
-from archiver.http import ApiProfile
 from archiver.records import Listed, Page
 from archiver.settings import SourceSettings, secret
 from archiver.sources.base import Source

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from archiver.apiprofile import ApiProfile
 from archiver.errors import MalformedResponse
-from archiver.http import ApiProfile, HttpClient
+
+if TYPE_CHECKING:
+    from archiver.http import HttpClient
 from archiver.redact import REDACT
 
 # Mint a new token when the current one has less than this many seconds left.

@@ -13,8 +13,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from archiver.apiprofile import ApiProfile
 from archiver.errors import ApiError, ConfigError, MalformedResponse
-from archiver.http import ApiProfile
 from archiver.records import ArchiveItem, Listed, MediaRef, Page
 from archiver.settings import SourceSettings, secret
 from archiver.sources.base import Source
@@ -133,9 +133,7 @@ class VideoTaskHistory(Source):
         finally:
             fetch.cancel()
 
-    def _parse_rows(
-        self, rows: list[Any], templates_seen: set[tuple[object, ...]]
-    ) -> list[Listed]:
+    def _parse_rows(self, rows: list[Any], templates_seen: set[tuple[object, ...]]) -> list[Listed]:
         listed: list[Listed] = []
         for row in rows:
             item = parse_task(row)

@@ -15,9 +15,9 @@ from archiver.config import load_config
 from archiver.errors import ArchiveWriteError
 from archiver.job import ArchiveJob
 from archiver.lock import ArchiveLock
-from archiver.manifest import ManifestStore
+from archiver.manifest import MANIFEST, ManifestStore
 from archiver.output import BarProgress, NoProgress
-from archiver.runner import MANIFEST, RunOptions, finish_run, print_summary, run_cancellable
+from archiver.runner import RunOptions, finish_run, print_summary, run_cancellable
 from archiver.standin import DatasetSpec, StandIn
 from archiver.standin.server import (
     DEMO_CHANJING_APP_ID,
@@ -53,7 +53,8 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
         config_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot create {config_path.parent}: {exc.strerror}") from None
-    spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks)
+    # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
+    spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks, decodable_media=True)
     with ArchiveLock(directory):
         manifest = ManifestStore.open(directory / MANIFEST)
         try:

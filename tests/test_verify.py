@@ -112,9 +112,7 @@ async def test_sha256sums_check_with_standard_tools(standin: StandIn, tmp_path: 
     assert "video.mp4: FAILED" in bad.stdout
 
 
-async def test_a_stale_sha256sums_is_brought_back_in_line(
-    standin: StandIn, tmp_path: Path
-) -> None:
+async def test_a_stale_sha256sums_is_brought_back_in_line(standin: StandIn, tmp_path: Path) -> None:
     config, archive = await archived(standin, tmp_path)
     sums = archive / "chanjing" / "SHA256SUMS"
     whole = sums.read_text()

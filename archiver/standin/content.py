@@ -3,9 +3,15 @@
 A file is identified by its URL path (decoded, without the query: S3 ignores `?v=`, so an old
 version URL serves the current file, exactly like the real bucket). Its bytes, size, ETag and
 Last-Modified are a pure function of the seed, the path and how many times the file was
-replaced, so nothing is stored but a replacement counter per replaced path. Bytes are made in
-64 KiB blocks, each from its own seeded generator, so a range or a stream never needs the
-whole file in memory and a resumed download gets exactly the bytes it would have got.
+replaced, so nothing is stored but a replacement counter per replaced path.
+
+By default a file is a valid header followed by random bytes, its size drawn between the
+dataset's bounds: tests choose sizes, and the bytes are made in 64 KiB blocks, each from its
+own seeded generator, so a range or a stream never needs the whole file in memory and a
+resumed download gets exactly the bytes it would have got. With `decodable` media, a file is
+a real picture or video (see `encoders`), whole in memory and as big as its encoding; the
+pictures and the video of one task show one scene, as a real service's cover is a frame of
+its video.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import hashlib
 import random
 import struct
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import PurePosixPath
+
+from archiver.standin.encoders import Scene, jpeg_image, mp4_video, png_image, webp_image
 
 BLOCK_SIZE = 64 * 1024
 
@@ -64,6 +73,19 @@ _HEADERS = {
 
 _MIN_SIZE = 64  # room for the longest magic header
 
+# What a decodable file of each type is (each encoder's default size suits the catalog's
+# cards, about 240 pixels wide); other types stay random bytes.
+_ENCODERS: dict[str, Callable[[Scene], bytes]] = {
+    "video/mp4": mp4_video,
+    "image/jpeg": jpeg_image,
+    "image/png": png_image,
+    "image/webp": webp_image,
+}
+# Encoded files kept, the least recently used dropped first: a download may ask for a file's
+# size, then its bytes, perhaps in ranges, and no ask should encode it again. Files are 3 to
+# 100 KB; encoding one takes 5 to 15 ms, a template's WebP cover about 70.
+_ENCODED_KEPT = 64
+
 
 def content_type_for(path: str) -> str:
     """The Content-Type the media host sends for `path`."""
@@ -86,10 +108,16 @@ class MediaFile:
     last_modified: str  # an HTTP date
     content_type: str
     key: bytes  # seeds the bytes of this version
+    # The whole file, when it is a real picture or video (kept out of reprs: 100 KB of bytes).
+    encoded: bytes | None = field(default=None, repr=False)
 
     def read(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield the bytes `[start, end)` in chunks of at most one block."""
         stop = self.size if end is None else min(end, self.size)
+        if self.encoded is not None:
+            for pos in range(start, stop, BLOCK_SIZE):
+                yield self.encoded[pos : min(pos + BLOCK_SIZE, stop)]
+            return
         pos = start
         while pos < stop:
             number, offset = divmod(pos, BLOCK_SIZE)
@@ -117,19 +145,27 @@ class MediaFile:
 class MediaContents:
     """The media files of one dataset: sizes, validators and bytes, per path and version."""
 
-    def __init__(self, seed: int, min_bytes: int, max_bytes: int) -> None:
+    def __init__(
+        self, seed: int, min_bytes: int, max_bytes: int, *, decodable: bool = False
+    ) -> None:
         self._seed = seed
         self._min = max(min_bytes, _MIN_SIZE)
         self._max = max(max_bytes, self._min)
+        self._decodable = decodable
         # path -> (times replaced, Last-Modified as Unix seconds)
         self._replaced: dict[str, tuple[int, int]] = {}
+        self._encoded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     def file(self, path: str) -> MediaFile:
         """The current version of the file at `path` (whether or not a record uses it)."""
         version, mtime = self._replaced.get(path, (0, 0))
         key = hashlib.sha256(f"{self._seed}\0{path}\0{version}".encode()).digest()
-        span = self._max - self._min + 1
-        size = self._min + int.from_bytes(key[:8]) % span
+        content_type = content_type_for(path)
+        encoded = self._encode(path, version, content_type) if self._decodable else None
+        if encoded is not None:
+            size = len(encoded)
+        else:
+            size = self._min + int.from_bytes(key[:8]) % (self._max - self._min + 1)
         if not mtime:
             mtime = _BASE_MTIME + int.from_bytes(key[8:12]) % 50_000_000
         return MediaFile(
@@ -137,8 +173,9 @@ class MediaContents:
             size=size,
             etag=f'"{key[12:28].hex()}"',
             last_modified=formatdate(mtime, usegmt=True),
-            content_type=content_type_for(path),
+            content_type=content_type,
             key=key,
+            encoded=encoded,
         )
 
     def replace(self, path: str) -> MediaFile:
@@ -149,6 +186,33 @@ class MediaContents:
         # One second later at least, so that Last-Modified changes even at HTTP's resolution.
         self._replaced[path] = (version + 1, max(int(time.time()), previous + 1))
         return self.file(path)
+
+    def _encode(self, path: str, version: int, content_type: str) -> bytes | None:
+        encoder = _ENCODERS.get(content_type)
+        if encoder is None:
+            return None
+        cached = self._encoded.get((path, version))
+        if cached is None:
+            scene = f"{self._seed}\0{scene_name(path)}\0{version}"
+            cached = self._encoded[(path, version)] = encoder(Scene.from_seed(scene))
+            if len(self._encoded) > _ENCODED_KEPT:
+                self._encoded.popitem(last=False)
+        else:
+            self._encoded.move_to_end((path, version))
+        return cached
+
+
+def scene_name(path: str) -> str:
+    """What the picture of the file at `path` is painted from: one name for a task's files.
+
+    A task keeps its files in a folder of its own, named by its numeric id, or side by side
+    with other tasks' under one stem in sibling folders (`lip-sync/<id>.mp4` and `<id>.jpg`,
+    `thumb/<name>.png` and `video/<name>.mp4`).
+    """
+    pure = PurePosixPath(path)
+    if pure.parent.name.isdigit():
+        return str(pure.parent)
+    return f"{pure.parent.parent}/{pure.stem}"
 
 
 def _parse_http_date(value: str) -> int:

@@ -49,7 +49,7 @@ ABSENT: Any = _Absent()
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How much data to generate, and from which seed."""
+    """How much data to generate, from which seed, and what its media files hold."""
 
     vth_tasks: int = 150
     chanjing_tasks: int = 150
@@ -58,6 +58,9 @@ class DatasetSpec:
     media_min_bytes: int = 2_000
     media_max_bytes: int = 40_000
     succeeded_share: float = 0.7
+    # Real pictures and videos that a browser shows, each as big as its encoding, instead of
+    # random bytes behind a valid header, sized between the two bounds above.
+    decodable_media: bool = False
 
     def __post_init__(self) -> None:
         if min(self.vth_tasks, self.chanjing_tasks, self.templates) < 0:
@@ -76,7 +79,12 @@ class Dataset:
     def __init__(self, spec: DatasetSpec, media_base_url: str = "http://media.invalid") -> None:
         self.spec = spec
         self.media_base_url = media_base_url
-        self.contents = MediaContents(spec.seed, spec.media_min_bytes, spec.media_max_bytes)
+        self.contents = MediaContents(
+            spec.seed,
+            spec.media_min_bytes,
+            spec.media_max_bytes,
+            decodable=spec.decodable_media,
+        )
         self._templates = generate.make_templates(spec.seed, spec.templates)
         self._counts: dict[Service, int] = {"vth": spec.vth_tasks, "chanjing": spec.chanjing_tasks}
         # Sequence numbers in list order; generated ones first, added ones get the next numbers.

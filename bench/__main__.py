@@ -1,0 +1,134 @@
+"""`python -m bench`: archiver beside curl, aria2c and sha256sum, on loopback.
+
+Starts nginx for the media and the stand-in for the listing API, runs each case with its
+commands alternated over several rounds, prints a table with the machine's facts, and (for a
+full run) writes the figures into `docs/benchmarks.md`. Needs nginx, curl, aria2c and
+sha256sum from the distribution (`apt-get install nginx aria2`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from bench.cases import CASES, Bench, CaseResult, Sizes
+from bench.env import archiver_environment, find_tools, interpreter, machine
+from bench.measure import BenchError
+from bench.report import results_section, table, write_doc
+from bench.servers import Nginx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure archiver beside curl, aria2c and sha256sum, with nginx on loopback.",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per case (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, a smoke test (writes no docs)"
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=sorted(CASES),
+        help="run only this case (repeatable; verify needs small)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where to put data and archives (default: a temp folder)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=REPO / "docs" / "benchmarks.md",
+        help="the results document to update (default: docs/benchmarks.md)",
+    )
+    parser.add_argument("--no-doc", action="store_true", help="do not update the document")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.rounds < 1:
+        print("--rounds must be at least 1", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so nginx and the stand-in are stopped and the work goes.
+    signal.signal(signal.SIGTERM, _interrupt)
+    work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=args.workdir))
+    work.chmod(0o755)  # nginx's workers may run as another user
+    try:
+        return _run(args, work, started)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            print(f"removing {work} ...", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path, started: float) -> int:
+    tools = find_tools()
+    python = interpreter()
+    facts = machine(tools, work, python)
+    say = _say
+    for line in facts.lines():
+        say(line)
+    chosen = [name for name in CASES if not args.case or name in args.case]
+    results: list[CaseResult] = []
+    www = work / "www"
+    with Nginx(tools["nginx"], work / "nginx", www) as nginx:
+        bench = Bench(
+            tools=tools,
+            work=work,
+            www=www,
+            nginx=nginx,
+            python=python,
+            env=archiver_environment(REPO),
+            rounds=args.rounds,
+            sizes=Sizes.quick() if args.quick else Sizes(),
+            say=say,
+        )
+        for name in chosen:
+            say(f"case {name}")
+            results.append(CASES[name](bench))
+    elapsed = time.monotonic() - started
+    print()
+    for line in table(results):
+        print(line)
+    print()
+    for line in facts.lines():
+        print(line)
+    print(f"whole run: {elapsed:.0f} s")
+    if not args.quick and not args.no_doc:
+        command = "python -m bench" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+        command += "".join(f" --case {c}" for c in args.case or ())
+        write_doc(args.doc, results_section(results, facts, args.rounds, elapsed, command))
+        print(f"results written to {args.doc}")
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The results: a table for the terminal, and the generated part of `docs/benchmarks.md`.
+
+Only the part of `docs/benchmarks.md` between the two markers is rewritten by a run; what
+people wrote around it (how to run it, what holds a figure back) stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.cases import CaseResult
+from bench.env import Machine
+
+BEGIN = "<!-- bench:results:begin -->"
+END = "<!-- bench:results:end -->"
+
+DOC_HEAD = """\
+# Benchmarks
+
+`python -m bench` measures `archiver` beside the downloaders people use, on this machine, with
+media served by nginx on loopback and the listing API by the stand-in (see the README). The
+part between the markers below is rewritten by each full run.
+
+"""
+
+
+def table(results: Sequence[CaseResult]) -> list[str]:
+    """The results as a Markdown table."""
+    lines = [
+        "| case | archiver | peers | goal | result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        outcome = {True: "met", False: "**missed**", None: "skipped"}[r.met]
+        lines.append(
+            f"| {r.case} | {r.archiver} | {r.peers or '—'} | {r.goal} | {outcome}: {r.verdict} |"
+        )
+    return lines
+
+
+def details(results: Sequence[CaseResult]) -> list[str]:
+    """Every round's figures and the notes of each case."""
+    lines: list[str] = []
+    for r in results:
+        if not r.rounds and not r.notes:
+            continue
+        lines.append(f"- {r.case}")
+        lines.extend(f"  - {name}: {', '.join(values)}" for name, values in r.rounds.items())
+        lines.extend(f"  - {note}" for note in r.notes)
+    return lines
+
+
+def results_section(
+    results: Sequence[CaseResult], machine: Machine, rounds: int, elapsed: float, command: str
+) -> list[str]:
+    """The generated section: machine, table, per-round figures."""
+    return [
+        "## Latest results",
+        "",
+        f"`{command}`: {rounds} rounds per case (medians; commands alternated, order rotated "
+        f"each round), whole run {elapsed / 60:.1f} minutes. Durability on (the defaults a "
+        "user gets: fsync, catalog, templates, concurrency 8).",
+        "",
+        *[f"- {line}" for line in machine.lines()],
+        "",
+        *table(results),
+        "",
+        "### Every round",
+        "",
+        *details(results),
+    ]
+
+
+def write_doc(path: Path, section: list[str]) -> None:
+    """Put `section` between the markers of `path` (made if missing), keeping the rest."""
+    block = "\n".join([BEGIN, *section, END])
+    text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEAD + f"{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,22 +150,7 @@ def run_cancellable(coroutine: Coroutine[Any, Any, T]) -> T:
             for sig in signals:
                 loop.remove_signal_handler(sig)
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(main())
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (`pip install 'archiver[fast]'`), else asyncio's.
-
-    A run of many small files is bound by the event loop's own overhead per request and per
-    thread hop; uvloop's is a fraction of asyncio's.
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    return asyncio.run(main())
 
 
 def print_summary(

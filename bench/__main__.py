@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
     print()
     for line in facts.lines():
         print(line)
-    print(f"whole run: {elapsed:.0f} s")
+    print(f"measuring took {elapsed:.0f} s")
     if not args.quick and not args.no_doc:
         command = "python -m bench" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
         command += "".join(f" --case {c}" for c in args.case or ())

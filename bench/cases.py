@@ -6,6 +6,7 @@ default settings: fsync durability, catalog, templates), in a fresh process per 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -305,8 +306,6 @@ def _checksum_lines(archive: Path) -> int:
 
 
 def _write_big(path: Path, size: int) -> None:
-    import os
-
     block = os.urandom(16 * MIB)
     with open(path, "wb") as out:
         for start in range(0, size, len(block)):

@@ -46,7 +46,7 @@ def details(results: Sequence[CaseResult]) -> list[str]:
         if not r.rounds and not r.notes:
             continue
         lines.append(f"- {r.case}")
-        lines.extend(f"  - {name}: {', '.join(values)}" for name, values in r.rounds.items())
+        lines.extend(f"  - {name}: {'; '.join(values)}" for name, values in r.rounds.items())
         lines.extend(f"  - {note}" for note in r.notes)
     return lines
 
@@ -59,8 +59,9 @@ def results_section(
         "## Latest results",
         "",
         f"`{command}`: {rounds} rounds per case (medians; commands alternated, order rotated "
-        f"each round), whole run {elapsed / 60:.1f} minutes. Durability on (the defaults a "
-        "user gets: fsync, catalog, templates, concurrency 8).",
+        f"each round); measuring took {elapsed / 60:.1f} minutes, and deleting the work "
+        "folder a minute or two more. Durability on (the defaults a user gets: fsync, "
+        "catalog, templates, concurrency 8).",
         "",
         *[f"- {line}" for line in machine.lines()],
         "",

@@ -38,6 +38,7 @@ from archiver.errors import (
 )
 from archiver.http import HttpClient, MediaResponse
 from archiver.paths import extension_for
+from archiver.retry import parse_retry_after
 from archiver.sources.fields import media_url
 
 # Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
@@ -413,8 +414,6 @@ def _validator(response: MediaResponse) -> str | None:
 
 
 def _retry_after(response: MediaResponse) -> float | None:
-    from archiver.retry import parse_retry_after
-
     return parse_retry_after(response.headers.get("Retry-After"))
 
 

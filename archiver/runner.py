@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from archiver.catalog import write_catalog
 from archiver.checksums import write_checksums
 from archiver.errors import ArchiveWriteError, UsageError
 from archiver.job import ArchiveJob, Progress
@@ -112,12 +113,8 @@ def finish_run(
 
 def _write_catalog(archive_dir: Path) -> None:
     try:
-        from archiver.catalog import write_catalog
-    except ImportError:  # the catalog is optional to a run: never fail a backup over it
-        return
-    try:
         write_catalog(archive_dir)
-    except Exception as exc:
+    except Exception as exc:  # the catalog is a convenience: never fail a backup over it
         log.warning("could not write the catalog index.html: %s", exc)
 
 

@@ -77,16 +77,21 @@ async def download_file(
     http: HttpClient,
     role: str,
     url: str,
-    folder: Path,
+    folder: str | Path,
     stem: str,
     *,
     max_bytes: int,
     progress: Callable[[int], None] = lambda n: None,
+    new_folder: bool = False,
 ) -> FetchedFile:
-    """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt."""
+    """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt.
+
+    `new_folder` says the folder did not exist when its item began: nothing of an earlier
+    run can be in it, so the first attempt skips looking for a `.part` or an orphan.
+    """
     if media_url(url)[0] is None:
         raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
-    fetch = _Fetch(http, role, url, folder, stem, max_bytes, progress)
+    fetch = _Fetch(http, role, url, str(folder), stem, max_bytes, progress, new_folder)
 
     def final(exc: RetryableError) -> Exception:
         return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
@@ -102,24 +107,32 @@ class _Fetch:
         http: HttpClient,
         role: str,
         url: str,
-        folder: Path,
+        folder: str,
         stem: str,
         max_bytes: int,
         progress: Callable[[int], None],
+        new_folder: bool,
     ) -> None:
+        # Paths are plain strings: for thousands of small files, pathlib's parsing cost more
+        # than the system calls it wraps.
         self.http = http
         self.role = role
         self.url = url
         self.folder = folder
         self.stem = stem
-        self.part = folder / f"{stem}.part"
-        self.meta = folder / f"{stem}.part.json"
+        self.part = f"{folder}/{stem}.part"
+        self.meta = f"{folder}/{stem}.part.json"
         self.max_bytes = max_bytes
         self.progress = progress
+        self.unscanned = new_folder
 
     async def attempt(self) -> FetchedFile:
-        # A few stat calls on the event loop cost less than a thread hop to make them.
-        resume = _resume_state(self.folder, self.stem, self.part, self.meta)
+        if self.unscanned:
+            self.unscanned = False  # a failed attempt may leave a .part for the next one
+            resume = _Resume(0, None, None)
+        else:
+            # A few stat calls on the event loop cost less than a thread hop to make them.
+            resume = _resume_state(self.folder, self.stem, self.part, self.meta)
         if resume.orphan is not None:
             adopted = await self._adopt(resume.orphan)
             if adopted is not None:
@@ -143,7 +156,7 @@ class _Fetch:
         name = self.stem + extension_for(self.url, content_type)
         writer = _PartWriter(self.part, self.meta, resume.offset, resume.validator, content_type)
         await writer.rehash()
-        digest = await writer.finish([], self.folder / name)
+        digest = await writer.finish([], f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, resume.offset, digest, content_type)
 
     async def _check_status(self, response: MediaResponse, resume: _Resume) -> int:
@@ -212,7 +225,7 @@ class _Fetch:
             await writer.append(held)
             await writer.settle()
             raise RetryableError(f"the body ended after {total} of {expected} bytes")
-        digest = await writer.finish(held, self.folder / name)
+        digest = await writer.finish(held, f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, total, digest, content_type)
 
     async def _adopt(self, orphan: str) -> FetchedFile | None:
@@ -222,8 +235,8 @@ class _Fetch:
         and the type it gives the file, for a sidecar like any other, and the byte must be
         the one on disk. One byte, where fetching the file again would cost all of them.
         """
-        path = self.folder / orphan
-        size = path.stat().st_size
+        path = f"{self.folder}/{orphan}"
+        size = os.stat(path).st_size
         if size == 0:
             return None
         async with self.http.media(self.url, {"Range": f"bytes={size - 1}-"}) as response:
@@ -241,9 +254,7 @@ class _Fetch:
         return FetchedFile(self.role, orphan, self.url, size, digest, content_type)
 
     def _discard(self) -> None:
-        for path in (self.part, self.meta):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        _remove(self.part, self.meta)
 
 
 class _PartWriter:
@@ -251,8 +262,8 @@ class _PartWriter:
 
     def __init__(
         self,
-        part: Path,
-        meta: Path,
+        part: str,
+        meta: str,
         offset: int,
         validator: str | None,
         content_type: str | None,
@@ -293,7 +304,7 @@ class _PartWriter:
         if self.discard_later:
             await asyncio.to_thread(_remove, self.part, self.meta)
 
-    async def finish(self, last: list[bytes], final: Path) -> str:
+    async def finish(self, last: list[bytes], final: str) -> str:
         """Write the last chunks, rename to `final` and return the sha256."""
         await self.settle()
         fresh = self.size == 0
@@ -315,15 +326,14 @@ class _PartWriter:
         for chunk in chunks:
             self.hasher.update(chunk)
 
-    def _finish_sync(self, last: list[bytes], final: Path, fresh: bool) -> str:
+    def _finish_sync(self, last: list[bytes], final: str, fresh: bool) -> str:
         try:
             _write_part(self.part, fresh, last)
             for chunk in last:
                 self.hasher.update(chunk)
-            self.part.replace(final)
+            os.replace(self.part, final)
             if self._meta_on_disk:
-                with contextlib.suppress(FileNotFoundError):
-                    self.meta.unlink()
+                _remove(self.meta)
         except OSError as exc:
             # The .part keeps what was written before the failure (a full disk): the next
             # run resumes after it, or drops it if it has no validator to resume with.
@@ -336,7 +346,7 @@ def _block_size(written: int) -> int:
     return min(MAX_BLOCK, max(BLOCK, written // 8))
 
 
-def _write_part(part: Path, fresh: bool, chunks: list[bytes], *, writeback: bool = False) -> None:
+def _write_part(part: str, fresh: bool, chunks: list[bytes], *, writeback: bool = False) -> None:
     """Write `chunks` to a new `.part` (`fresh`) or append them; the folder is made if missing.
 
     With `writeback`, the kernel is told to start writing the file to disk now, and to drop
@@ -349,7 +359,7 @@ def _write_part(part: Path, fresh: bool, chunks: list[bytes], *, writeback: bool
     except FileNotFoundError:
         if not fresh:
             raise
-        part.parent.mkdir(parents=True, exist_ok=True)  # the item's first file
+        os.makedirs(os.path.dirname(part), exist_ok=True)  # the item's first file
         fd = os.open(part, flags, 0o666)
     try:
         for chunk in chunks:
@@ -362,31 +372,38 @@ def _write_part(part: Path, fresh: bool, chunks: list[bytes], *, writeback: bool
         os.close(fd)
 
 
-def _write_meta(meta: Path, text: str) -> None:
+def _write_meta(meta: str, text: str) -> None:
     try:
-        meta.write_text(text)
+        _write_text(meta, text)
     except FileNotFoundError:
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(text)
+        os.makedirs(os.path.dirname(meta), exist_ok=True)
+        _write_text(meta, text)
 
 
-def _resume_state(folder: Path, stem: str, part: Path, meta: Path) -> _Resume:
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _resume_state(folder: str, stem: str, part: str, meta: str) -> _Resume:
     try:
-        names = [entry.name for entry in folder.iterdir()]
+        names = os.listdir(folder)
     except FileNotFoundError:
         return _Resume(0, None, None)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from None
     final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
-    orphan = next((n for n in names if final.fullmatch(n) and n != part.name), None)
-    if part.name not in names:
-        if meta.name in names:
+    part_name, meta_name = os.path.basename(part), os.path.basename(meta)
+    orphan = next((n for n in names if final.fullmatch(n) and n != part_name), None)
+    if part_name not in names:
+        if meta_name in names:
             # Left by a kill between the rename of a finished file and this file's removal.
             _remove(meta)
         return _Resume(0, None, orphan)
     validator = content_type = None
     try:
-        saved: Any = json.loads(meta.read_text())
+        with open(meta, encoding="utf-8") as source:
+            saved: Any = json.loads(source.read())
         if isinstance(saved, dict) and isinstance(saved.get("validator"), str):
             validator = saved["validator"]
             content_type = saved.get("content_type")
@@ -397,7 +414,7 @@ def _resume_state(folder: Path, stem: str, part: Path, meta: Path) -> _Resume:
         return _Resume(0, None, orphan)
     if not isinstance(content_type, str):
         content_type = None
-    return _Resume(part.stat().st_size, validator, None, content_type)
+    return _Resume(os.stat(part).st_size, validator, None, content_type)
 
 
 def _whole(response: MediaResponse, offset: int) -> bool:
@@ -417,14 +434,14 @@ def _retry_after(response: MediaResponse) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"))
 
 
-def _remove(*paths: Path) -> None:
+def _remove(*paths: str) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
 
 
-def _hash_into(path: Path, hasher: Any, size: int) -> None:
-    with path.open("rb") as source:
+def _hash_into(path: str, hasher: Any, size: int) -> None:
+    with open(path, "rb") as source:
         remaining = size
         while remaining > 0:
             block = source.read(min(BLOCK, remaining))
@@ -434,11 +451,11 @@ def _hash_into(path: Path, hasher: Any, size: int) -> None:
             remaining -= len(block)
 
 
-def _hash_file(path: Path, last: bytes) -> str | None:
+def _hash_file(path: str, last: bytes) -> str | None:
     """The file's sha256, or None unless its last byte is `last`."""
     hasher = hashlib.sha256()
     tail = b""
-    with path.open("rb") as source:
+    with open(path, "rb") as source:
         while block := source.read(BLOCK):
             hasher.update(block)
             tail = block[-1:]

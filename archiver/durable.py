@@ -43,12 +43,12 @@ class BatchCommitter:
         self.root = root
         self.fsync = fsync
         self._outcomes: list[Outcome] = []
-        self._paths: list[Path] = []
+        self._paths: list[str | Path] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._closed = False
 
-    async def add(self, outcome: Outcome, paths: Iterable[Path]) -> None:
+    async def add(self, outcome: Outcome, paths: Iterable[str | Path]) -> None:
         """Queue one finished item; its `paths` are flushed before it is recorded."""
         self._outcomes.append(outcome)
         self._paths.extend(paths)
@@ -82,7 +82,7 @@ class BatchCommitter:
             self.manifest.record(self.run_id, outcomes)
 
 
-def flush_to_disk(paths: Iterable[Path], root: Path) -> None:
+def flush_to_disk(paths: Iterable[str | Path], root: Path) -> None:
     """Make `paths` (files under `root`) and the folders naming them durable."""
     try:
         if _syncfs(root):
@@ -92,10 +92,11 @@ def flush_to_disk(paths: Iterable[Path], root: Path) -> None:
         raise ArchiveWriteError(f"cannot flush the archive to disk: {exc}") from None
 
 
-def _fsync_each(paths: Iterable[Path], root: Path) -> None:
+def _fsync_each(paths: Iterable[str | Path], root: Path) -> None:
     """fsync every file, then every folder between them and `root`, each once."""
     folders: set[Path] = set()
-    for path in paths:
+    for name in paths:
+        path = Path(name)
         _fsync(path, os.O_RDONLY)
         parent = path.parent
         while parent not in folders and parent != root.parent:

@@ -290,10 +290,13 @@ class ArchiveJob:
     async def _archive(self, http: HttpClient, work: WorkItem) -> None:
         cfg, item = work.source, work.item
         stats = self.stats.source(cfg.name)
-        folder = inside(self.root, work.folder)
+        folder = _within(str(self.root), str(work.folder))
+        # A folder that is not there holds nothing of an earlier run: no file of it needs a
+        # look for a `.part` or an orphan (one stat per item, instead of a scan per file).
+        new_folder = bool(item.media) and not os.path.isdir(folder)  # noqa: PTH112, ASYNC240
         known_files = work.known.files if work.known is not None else ()
         files: list[FileRow] = []
-        written: list[Path] = []
+        written: list[str] = []
         failures: dict[str, str] = {}
         for ref in item.media:
             reuse = _reusable(known_files, ref.role, ref.url, self.root)
@@ -310,6 +313,7 @@ class ArchiveJob:
                     stem,
                     max_bytes=self.config.max_file_bytes,
                     progress=self._received(stats),
+                    new_folder=new_folder,
                 )
             except TransferError as exc:
                 failures[ref.role] = str(exc)
@@ -317,7 +321,7 @@ class ArchiveJob:
                 continue
             stats.files += 1
             self.progress.file_done()
-            written.append(folder / fetched.name)
+            written.append(f"{folder}/{fetched.name}")
             files.append(
                 FileRow(
                     name=fetched.name,

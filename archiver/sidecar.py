@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -118,20 +119,30 @@ def _file_entry(f: FileRow) -> dict[str, Any]:
     }
 
 
-def write_sidecar(folder: Path, document: dict[str, Any]) -> Path:
-    """Write `metadata.json` atomically (temp file, then rename); durability comes later."""
-    path = folder / SIDECAR
-    temp = folder / (SIDECAR + ".tmp")
+def write_sidecar(folder: str | Path, document: dict[str, Any]) -> str:
+    """Write `metadata.json` atomically (temp file, then rename); durability comes later.
+
+    Plain strings and os calls: this runs once per item, on the event loop.
+    """
+    path = f"{folder}/{SIDECAR}"
+    temp = f"{path}.tmp"
+    # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
+    # escape it came as, the file stays UTF-8 and reads back the same.
     text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    data = text.encode("utf-8", "backslashreplace")
     try:
-        # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the
-        # JSON escape it came as, the file stays UTF-8 and reads back the same.
         try:
-            temp.write_text(text, encoding="utf-8", errors="backslashreplace")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         except FileNotFoundError:  # no file of the item made its folder
-            folder.mkdir(parents=True, exist_ok=True)
-            temp.write_text(text, encoding="utf-8", errors="backslashreplace")
-        temp.replace(path)
+            os.makedirs(folder, exist_ok=True)  # noqa: PTH103
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temp, path)  # noqa: PTH105
     except OSError as exc:
         raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None
     return path

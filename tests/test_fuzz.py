@@ -199,7 +199,7 @@ def test_any_url_and_content_type_give_a_plain_extension(
 def test_any_record_is_kept_in_its_sidecar_as_utf8_json(record: Any) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = write_sidecar(Path(folder), {"record": record, "fingerprint": fingerprint(record)})
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
     back = json.loads(data.decode("utf-8"))["record"]
     assert _same(back, record)
 

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from archiver.redact import REDACT
 from archiver.stats import RunStats
 
@@ -42,6 +40,8 @@ class _TqdmHandler(logging.StreamHandler[IO[str]]):
     """Writes above the progress bars instead of through them."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm  # see BarProgress
+
         try:
             tqdm.write(self.format(record), file=self.stream)
         except Exception:
@@ -130,6 +130,10 @@ class BarProgress:
     """Three tqdm bars: tasks listed, files fetched, bytes received."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
+        # Imported here: tqdm costs a start-up of tens of milliseconds, and a run off a
+        # terminal (cron, a pipe) never shows a bar.
+        from tqdm import tqdm
+
         # The bars vanish at the end: the summary that follows says it all.
         options: dict[str, Any] = {
             "file": stream or sys.stderr,

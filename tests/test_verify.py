@@ -6,6 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from archiver import verify
+from archiver.manifest import MANIFEST, ManifestStore
 from archiver.standin import StandIn
 from tests.support import config_dict, run_cli, write_config
 
@@ -61,6 +65,40 @@ async def test_verify_finds_each_damage_and_the_next_run_repairs_it(
     assert again.code == 0, again.output
     assert json.loads((broken / "metadata.json").read_text())["id"] == broken.name
     assert (flipped / "video.mp4.corrupt").exists()  # the damaged bytes were kept aside
+
+
+@pytest.mark.parametrize("read_size", [verify.READ_SIZE, 97], ids=["one-block", "many-blocks"])
+async def test_every_byte_counts_inline_and_in_worker_threads(
+    standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_size: int
+) -> None:
+    _, archive = await archived(standin, tmp_path)
+    first, middle, last, grown, shrunk = task_folders(archive, "faceswap")[:5]
+    expected = {}
+    for folder, at in ((first, 0), (middle, None), (last, -1)):
+        video = folder / "video.mp4"
+        data = bytearray(video.read_bytes())
+        assert len(data) > 3 * 97  # with 97-byte reads: first, middle and last block
+        data[len(data) // 2 if at is None else at] ^= 0x01
+        video.write_bytes(bytes(data))
+        expected[folder.name] = "video.mp4: content changed (sha256 differs)"
+    for folder, change in ((grown, 1), (shrunk, -1)):
+        video = folder / "video.mp4"
+        content = video.read_bytes()
+        video.write_bytes(content + b"\0" if change > 0 else content[:-1])
+        expected[folder.name] = f"video.mp4: size {len(content) + change}, expected {len(content)}"
+
+    monkeypatch.setattr(verify, "READ_SIZE", read_size)
+    monkeypatch.setattr(verify, "SIDECAR_READ", min(read_size, verify.SIDECAR_READ))
+    manifest = ManifestStore.open(archive / MANIFEST, readonly=True)
+    try:
+        inline = verify.verify_archive(manifest, archive, workers=1)
+        monkeypatch.setattr(verify, "POOL_BYTES", 1)  # every item a unit of work of its own
+        pooled = verify.verify_archive(manifest, archive, workers=3)
+    finally:
+        manifest.close()
+    assert {p.item_id: p.what for p in inline.problems} == expected
+    assert pooled == inline  # the same problems, in the same order, and the same totals
+    assert inline.files > 2 * len(task_folders(archive, "faceswap"))
 
 
 async def test_quick_checks_sizes_only(standin: StandIn, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ with the command that installs it, before anything is started.
 
 from __future__ import annotations
 
+import compileall
 import os
 import platform
 import shutil
@@ -118,7 +119,12 @@ def _cpu_model() -> str:
 
 
 def archiver_environment(repo: Path) -> dict[str, str]:
-    """The environment of archiver runs: this checkout's package first on the path."""
+    """The environment of archiver runs: this checkout's package first on the path.
+
+    The package is byte-compiled first, as pip does at install: where the environment says
+    not to write bytecode (PYTHONDONTWRITEBYTECODE), every run would compile it again.
+    """
+    compileall.compile_dir(repo / "archiver", quiet=1)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     env.pop("ARCHIVER_CONFIG", None)

@@ -22,32 +22,42 @@ READ_BLOCK = 1 << 20
 def write_checksums(manifest: ManifestStore, archive_dir: Path, source: str) -> Path:
     """Bring `<source>/SHA256SUMS` in line with the manifest, writing only if it differs.
 
-    Compared every run rather than written only after news, so that a run killed between its
-    last commit and this file leaves nothing stale for long. The lines are streamed to a
-    temporary file and compared by digest: at 100,000 files the text is 10 MB, and holding it
-    (twice, to compare) would be most of a run's memory.
+    Checked every run rather than written only after news, so that a run killed between its
+    last commit and this file leaves nothing stale for long. The manifest notes the digest of
+    the file it last found or made in line, with its `changes` mark at the time: while neither
+    the mark nor the file has moved since, the file is current, and a rerun is spared building
+    the lines of every archived file. Otherwise the lines are hashed as they come from the
+    manifest and compared by digest with the file, then, only if they differ, written in a
+    second pass: at 100,000 files the text is 10 MB, and holding it (twice, to compare) would
+    be most of a run's memory.
     """
     path = inside(archive_dir, f"{safe_name(source)}/{FILE_NAME}")
+    key = f"{FILE_NAME} {source}"
+    # Read before the lines are: a change made meanwhile then shows as a moved mark next time.
+    changes = manifest.changes()
     temp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = _digest(path)
+        noted = manifest.note(key) if on_disk is not None and changes is not None else None
+        if on_disk is not None and noted == f"{changes} {on_disk.hex()}":
+            return path
         fresh = hashlib.sha256()
-        with temp.open("w", encoding="utf-8") as out:
-            for row in manifest.archived_files(source):
-                line = f"{row['sha256']}  {row['path']}\n"
-                fresh.update(line.encode("utf-8"))
-                out.write(line)
-            if _digest(path) == fresh.digest():
-                out.close()
-                temp.unlink()
-                return path
-            out.flush()
-            os.fsync(out.fileno())
-        temp.replace(path)
+        for text in manifest.checksum_lines(source):
+            fresh.update(text.encode("utf-8"))
+        if on_disk != fresh.digest():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("w", encoding="utf-8") as out:
+                for text in manifest.checksum_lines(source):
+                    out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            temp.replace(path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None
+    if changes is not None:
+        manifest.set_note(key, f"{changes} {fresh.hexdigest()}")
     return path
 
 

@@ -3,44 +3,56 @@
 Each source is listed by its own task, page by page, into one bounded queue; a fixed pool of
 `concurrency` workers takes items off it and fetches their files, so downloads begin while
 listing goes on and memory stays flat however long the list. Per-item bookkeeping lives in the
-manifest: a page costs one lookup and one write, a batch of finished items one flush and one
-transaction. This module imports no concrete source.
+manifest: a page costs one lookup and one write (a page where nothing changed, a share of one),
+a batch of finished items one flush and one transaction. This module imports no concrete source.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
+from stat import S_ISREG
 from typing import Protocol
 
-from archiver.download import download_file
 from archiver.durable import BatchCommitter
-from archiver.errors import ArchiverError, ArchiveWriteError, SourceError, TransferError
+from archiver.errors import ArchiverError, ArchiveWriteError, SourceError
 from archiver.http import HttpClient
-from archiver.manifest import FileRow, KnownItem, ManifestStore, Outcome, Seen, utc_now
-from archiver.paths import file_stem, inside, item_folder
+from archiver.itemwork import ItemLimits, ItemTask
+from archiver.manifest import (
+    KnownItem,
+    ListedItem,
+    ManifestStore,
+    Outcome,
+    Seen,
+)
+from archiver.paths import item_folder
+from archiver.pool import ItemRunner, LocalRunner, ProcessPool
 from archiver.records import ArchiveItem, Page, Rejected, Unfinished
 from archiver.settings import Config, SourceConfig
 from archiver.sidecar import (
     SIDECAR,
     fingerprint,
     iso,
-    sidecar_document,
-    url_identity,
-    write_sidecar,
+    record_digest,
 )
 from archiver.sources import Source, SourceContext, source_types
 from archiver.stats import RunStats, SourceStats
+from archiver.worker import WorkerSetup
 
 log = logging.getLogger("archiver")
 
 QUEUE_PER_WORKER = 64  # items listed ahead of the downloads, per worker
+_STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+# Unchanged items listed before their `last_seen_run` is written: one manifest transaction per
+# page cost a rerun more than the rows it wrote.
+SEEN_BATCH = 1000
 
 
 class Progress(Protocol):
@@ -74,6 +86,7 @@ class ArchiveJob:
         run_id: int = 0,
         dry_run: bool = False,
         full: bool = False,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.config = config
         self.root = config.archive_dir
@@ -82,6 +95,7 @@ class ArchiveJob:
         self.run_id = run_id
         self.dry_run = dry_run
         self.full = full
+        self.keep_fds = keep_fds  # held open by download processes too (the archive's lock)
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
@@ -105,12 +119,18 @@ class ArchiveJob:
                 self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
         try:
             try:
-                async with http, asyncio.TaskGroup() as group:
+                # Exits in reverse: every task ends, then the download processes settle
+                # their files, then the HTTP session closes.
+                async with (
+                    http,
+                    self._runner(http) as runner,
+                    asyncio.TaskGroup() as group,
+                ):
                     context = SourceContext(http)
                     if self._committer is not None:
                         group.create_task(self._committer.run())
                     workers = [
-                        group.create_task(self._worker(http, queue))
+                        group.create_task(self._worker(runner, queue))
                         for _ in range(self.config.concurrency)
                     ]
                     listers = [
@@ -150,16 +170,19 @@ class ArchiveJob:
         source: Source = source_types()[cfg.settings.type](cfg.name, cfg.settings, context)
         incremental = self._incremental.get(cfg.name, False)
         streak = 0
+        unmarked: set[tuple[str, str]] = set()
         pages = source.pages()
         try:
             async for page in pages:
-                streak = await self._take_page(cfg, page, queue, streak, stats)
+                streak = await self._take_page(cfg, page, queue, streak, stats, unmarked)
                 if incremental and streak >= cfg.settings.stop_after_known:
                     stats.stopped_early = True
                     log.info("%s: %d archived tasks in a row; listing ends here", cfg.name, streak)
                     break
             else:
                 stats.listed_to_end = True
+            if unmarked and self.manifest is not None:
+                self.manifest.mark_seen(cfg.name, self.run_id, (), unmarked)
         except SourceError as exc:
             stats.listing_error = str(exc)
             log.error("%s: cannot list: %s", cfg.name, exc)
@@ -190,9 +213,15 @@ class ArchiveJob:
         queue: asyncio.Queue[WorkItem | None],
         streak: int,
         stats: SourceStats,
+        unmarked: set[tuple[str, str]],
     ) -> int:
-        """Sort one page into skipped and to-do; returns the run of archived tasks so far."""
+        """Sort one page into skipped and to-do; returns the run of archived tasks so far.
+
+        `unmarked` holds the unchanged items listed in this run whose `last_seen_run` is not
+        written yet: added to here, written (and emptied) now and then.
+        """
         fresh: dict[tuple[str, str], ArchiveItem] = {}
+        listed_before = stats.listed
         for entry in page.items:
             if isinstance(entry, Unfinished):
                 stats.listed += 1
@@ -206,31 +235,53 @@ class ArchiveJob:
                     stats.listed += 1
                     stats.succeeded += 1
                 fresh.setdefault((entry.kind, entry.id), entry)
-        self.progress.listed(
-            sum(1 for e in page.items if not isinstance(e, ArchiveItem) or e.kind == "task")
-        )
-        known = self._lookup(cfg.name, fresh)
-        work: list[WorkItem] = []
-        for (kind, item_id), item in fresh.items():
-            seen = known.get((kind, item_id))
-            if seen is not None and seen.last_seen_run == self.run_id and self.run_id:
+        self.progress.listed(stats.listed - listed_before)  # every record but the templates
+        listed = self._listing_state(cfg.name, fresh)
+        writing = self.manifest is not None and not self.dry_run
+        todo: list[tuple[ArchiveItem, ListedItem | None, str]] = []
+        seen: list[Seen] = []
+        for key, item in fresh.items():
+            state = listed.get(key)
+            if state is not None and (
+                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
+            ):
                 continue  # listed twice: the list shifted while it was read
-            folder = (
-                PurePosixPath(seen.folder)
-                if seen is not None
-                else item_folder(cfg.name, item, self.config.layout)
-            )
-            work.append(WorkItem(cfg, item, folder, fingerprint(item.record), seen))
-        intact = await asyncio.to_thread(self._intact, work)
-        if self.manifest is not None and not self.dry_run:
-            self.manifest.mark_seen(
-                cfg.name,
-                self.run_id,
-                [Seen(w.item.kind, w.item.id, str(w.folder), iso(w.item.created_at)) for w in work],
-            )
-        for w in work:
-            is_task = w.item.kind == "task"
-            if id(w) in intact:
+            digest = record_digest(item.record)
+            if state is not None and digest is not None and digest == state.listed_digest:
+                # The record as last listed: its fingerprint, folder and creation time are
+                # in the manifest already. This is what keeps a rerun cheap.
+                mark = state.listed_fingerprint or fingerprint(item.record)
+                if writing:
+                    unmarked.add(key)
+            else:
+                mark = fingerprint(item.record)
+                folder = (
+                    state.folder
+                    if state is not None
+                    else str(item_folder(cfg.name, item, self.config.layout))
+                )
+                seen.append(Seen(*key, folder, iso(item.created_at), digest, mark))
+            todo.append((item, state, mark))
+        checks = {
+            index: (state.folder, state.files)
+            for index, (_, state, mark) in enumerate(todo)
+            if state is not None and state.state == "archived" and state.fingerprint == mark
+        }
+        intact = self._intact(checks)
+        stale = [
+            (item.kind, item.id)
+            for index, (item, state, _) in enumerate(todo)
+            if state is not None and index not in intact
+        ]
+        known = self._lookup(cfg.name, stale)
+        if writing and (seen or len(unmarked) >= SEEN_BATCH):
+            # New and changed items are written before any worker can record them.
+            assert self.manifest is not None
+            self.manifest.mark_seen(cfg.name, self.run_id, seen, unmarked)
+            unmarked.clear()
+        for index, (item, state, mark) in enumerate(todo):
+            is_task = item.kind == "task"
+            if index in intact:
                 if is_task:
                     stats.already_archived += 1
                     streak += 1
@@ -241,120 +292,110 @@ class ArchiveJob:
                 stats.archived += is_task
                 stats.templates_archived += not is_task
                 continue
-            await queue.put(w)
+            where = (
+                PurePosixPath(state.folder)
+                if state is not None
+                else item_folder(cfg.name, item, self.config.layout)
+            )
+            await queue.put(WorkItem(cfg, item, where, mark, known.get((item.kind, item.id))))
         return streak
 
-    def _lookup(
+    def _listing_state(
         self, source: str, fresh: dict[tuple[str, str], ArchiveItem]
-    ) -> dict[tuple[str, str], KnownItem]:
+    ) -> dict[tuple[str, str], ListedItem]:
         if self.manifest is None:
+            return {}
+        found: dict[tuple[str, str], ListedItem] = {}
+        for kind in ("task", "template"):
+            ids = [item_id for (k, item_id) in fresh if k == kind]
+            if ids:
+                for item_id, state in self.manifest.listing_state(source, kind, ids).items():
+                    found[kind, item_id] = state
+        return found
+
+    def _lookup(
+        self, source: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], KnownItem]:
+        """All the manifest knows of these items (their files whole), for the downloads."""
+        if self.manifest is None or not keys:
             return {}
         found: dict[tuple[str, str], KnownItem] = {}
         for kind in ("task", "template"):
-            ids = [item_id for (k, item_id) in fresh if k == kind]
+            ids = [item_id for (k, item_id) in keys if k == kind]
             if ids:
                 found.update(
                     ((kind, i), v) for i, v in self.manifest.lookup(source, kind, ids).items()
                 )
         return found
 
-    def _intact(self, work: list[WorkItem]) -> set[int]:
-        """The work items already archived, unchanged, with every file still there."""
+    def _intact(self, checks: dict[int, tuple[str, tuple[tuple[str, int], ...]]]) -> set[int]:
+        """Those of `checks` (folder, current files) whose sidecar and files are all there."""
         intact: set[int] = set()
-        root = str(self.root)
-        for w in work:
-            known = w.known
-            if known is None or known.state != "archived" or known.fingerprint != w.fingerprint:
-                continue
-            # Plain strings and os calls: pathlib's parsing cost more than the stat calls on
-            # a rerun, where every listed item comes through here.
-            try:
-                if not os.path.isfile(_within(root, f"{w.folder}/{SIDECAR}")):  # noqa: PTH113
+        if not checks:
+            return intact
+        # Paths relative to an open descriptor of the archive where the system has them: each
+        # lookup then walks the archive's own few parts only, not every folder above it.
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY) if _STAT_AT else None
+        except OSError:
+            fd = None
+        prefix = "" if fd is not None else f"{self.root}/"
+        stat = os.stat
+        try:
+            for index, (folder, files) in checks.items():
+                # Plain strings and os calls: pathlib's parsing cost more than the stat calls
+                # on a rerun, where every listed item comes through here.
+                try:
+                    sidecar = stat(_within(prefix, f"{folder}/{SIDECAR}"), dir_fd=fd)
+                    if not S_ISREG(sidecar.st_mode):
+                        continue
+                    for path, size in files:
+                        if stat(_within(prefix, path), dir_fd=fd).st_size != size:
+                            break
+                    else:
+                        intact.add(index)
+                except (OSError, ValueError):
                     continue
-                if all(
-                    os.stat(_within(root, f.path)).st_size == f.bytes  # noqa: PTH116
-                    for f in known.files
-                    if f.current
-                ):
-                    intact.add(id(w))
-            except (OSError, ValueError):
-                continue
+        finally:
+            if fd is not None:
+                os.close(fd)
         return intact
 
     # Downloading
 
-    async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
+    async def _worker(self, runner: ItemRunner, queue: asyncio.Queue[WorkItem | None]) -> None:
         while (work := await queue.get()) is not None:
-            await self._archive(http, work)
+            await self._archive(runner, work)
 
-    async def _archive(self, http: HttpClient, work: WorkItem) -> None:
+    async def _archive(self, runner: ItemRunner, work: WorkItem) -> None:
+        """Have `runner` archive one item; count, log and record what it did."""
         cfg, item = work.source, work.item
         stats = self.stats.source(cfg.name)
-        folder = _within(str(self.root), str(work.folder))
-        # A folder that is not there holds nothing of an earlier run: no file of it needs a
-        # look for a `.part` or an orphan (one stat per item, instead of a scan per file).
-        new_folder = bool(item.media) and not os.path.isdir(folder)  # noqa: PTH112, ASYNC240
-        known_files = work.known.files if work.known is not None else ()
-        files: list[FileRow] = []
-        written: list[str] = []
-        failures: dict[str, str] = {}
-        for ref in item.media:
-            reuse = _reusable(known_files, ref.role, ref.url, self.root)
-            if reuse is not None:
-                files.append(reuse)
-                continue
-            stem = _free_stem(file_stem(ref), ref.role, ref.url, known_files)
-            try:
-                fetched = await download_file(
-                    http,
-                    ref.role,
-                    ref.url,
-                    folder,
-                    stem,
-                    max_bytes=self.config.max_file_bytes,
-                    progress=self._received(stats),
-                    new_folder=new_folder,
-                )
-            except TransferError as exc:
-                failures[ref.role] = str(exc)
-                log.warning("%s: %s %s: %s: %s", cfg.name, item.kind, item.id, ref.role, exc)
-                continue
-            stats.files += 1
-            self.progress.file_done()
-            written.append(f"{folder}/{fetched.name}")
-            files.append(
-                FileRow(
-                    name=fetched.name,
-                    role=ref.role,
-                    path=f"{work.folder}/{fetched.name}",
-                    url=fetched.url,
-                    bytes=fetched.bytes,
-                    sha256=fetched.sha256,
-                    content_type=fetched.content_type,
-                )
-            )
-        assert self._committer is not None
-        if failures:
-            reason = "; ".join(f"{role}: {why}" for role, why in failures.items())
-            stats.fail(item.id, item.kind, reason)
-            await self._committer.add(
-                Outcome(cfg.name, item.kind, item.id, work.fingerprint, tuple(files), reason),
-                written,
-            )
-            return
-        current = {f.name for f in files}
-        document = sidecar_document(
+        known = work.known
+        task = ItemTask(
             source=cfg.name,
             source_type=cfg.settings.type,
             item=item,
-            files=files,
-            missing=dict(item.problems),
-            previous=[f for f in known_files if f.name not in current],
-            archived_at=utc_now(),
+            folder=_checked(str(work.folder)),
+            known_files=known.files if known is not None else (),
+            was_archived=known is not None and known.state == "archived",
         )
-        # A few kilobytes: written on the loop, which costs less than a thread hop.
-        written.append(write_sidecar(folder, document))
-        if work.known is not None and work.known.state == "archived":
+        result = await runner.archive(task)
+        stats.files += result.fetched
+        for _ in range(result.fetched):
+            self.progress.file_done()
+        assert self._committer is not None
+        if result.failures:
+            for role, why in result.failures:
+                log.warning("%s: %s %s: %s: %s", cfg.name, item.kind, item.id, role, why)
+            reason = "; ".join(f"{role}: {why}" for role, why in result.failures)
+            stats.fail(item.id, item.kind, reason)
+            await self._committer.add(
+                Outcome(cfg.name, item.kind, item.id, work.fingerprint, result.files, reason),
+                result.written,
+            )
+            return
+        if task.was_archived:
             stats.updated += 1
         elif item.kind == "task":
             stats.archived += 1
@@ -362,15 +403,27 @@ class ArchiveJob:
             stats.templates_archived += 1
         log.debug("%s: archived %s %s", cfg.name, item.kind, work.folder)
         await self._committer.add(
-            Outcome(cfg.name, item.kind, item.id, work.fingerprint, tuple(files), None), written
+            Outcome(cfg.name, item.kind, item.id, work.fingerprint, result.files, None),
+            result.written,
         )
 
-    def _received(self, stats: SourceStats) -> Callable[[int], None]:
-        def count(n: int) -> None:
-            stats.bytes += n
-            self.progress.received(n)
+    def _received(self, source: str, count: int) -> None:
+        self.stats.source(source).bytes += count
+        self.progress.received(count)
 
-        return count
+    def _runner(self, http: HttpClient) -> contextlib.AbstractAsyncContextManager[ItemRunner]:
+        """Download processes when the config asks for some, else this process."""
+        limits = ItemLimits(root=str(self.root), max_file_bytes=self.config.max_file_bytes)
+        count = self.config.download_processes
+        if count < 1 or self.dry_run:
+            return contextlib.nullcontext(LocalRunner(http, limits, self._received))
+        setup = WorkerSetup(
+            limits=limits,
+            http=self.config.http,
+            bandwidth_limit=-(-self.config.bandwidth_limit // count),
+            log_level=log.getEffectiveLevel(),
+        )
+        return ProcessPool(count, setup, self._received, keep_fds=self.keep_fds)
 
     def _record_source_states(self, sources: tuple[SourceConfig, ...]) -> None:
         assert self.manifest is not None
@@ -382,37 +435,20 @@ class ArchiveJob:
             self.manifest.set_source_state(cfg.name, listed_to_end=stats.listed_to_end, clean=clean)
 
 
-def _within(root: str, relative: str) -> str:
-    """`root/relative` as text, refusing anything that would leave `root` (like `inside`)."""
+def _checked(relative: str) -> str:
+    """`relative`, refusing a path that would leave the archive (like `inside`)."""
     if relative.startswith("/") or ".." in relative.split("/"):
         raise ValueError(f"path {relative!r} would leave the archive")
-    return f"{root}/{relative}"
+    return relative
 
 
-def _reusable(known: tuple[FileRow, ...], role: str, url: str, root: Path) -> FileRow | None:
-    """An archived file of this role from the same URL, still whole on disk."""
-    if not known:
-        return None
-    identity = url_identity(url)
-    for f in known:
-        if f.role == role and url_identity(f.url) == identity:
-            try:
-                if inside(root, f.path).stat().st_size == f.bytes:
-                    return f
-            except (OSError, ValueError):
-                return None
-    return None
+def _within(prefix: str, relative: str) -> str:
+    """`prefix + relative`, refusing a `relative` that would leave the archive (like `inside`).
 
-
-def _free_stem(stem: str, role: str, url: str, known: tuple[FileRow, ...]) -> str:
-    """`stem`, or `stem.2`, ... if an archived file of another URL already has that name."""
-    if not known:
-        return stem
-    identity = url_identity(url)
-    taken = {f.name.rsplit(".", 1)[0] for f in known if url_identity(f.url) != identity}
-    if stem not in taken:
-        return stem
-    n = 2
-    while f"{stem}.{n}" in taken:
-        n += 1
-    return f"{stem}.{n}"
+    `prefix` is the archive's path and a slash, or nothing for a path taken relative to an
+    open descriptor of the archive.
+    """
+    # The substring test first: it spares splitting every path of a rerun.
+    if relative.startswith("/") or (".." in relative and ".." in relative.split("/")):
+        raise ValueError(f"path {relative!r} would leave the archive")
+    return prefix + relative

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from archiver.errors import ArchiveWriteError, ManifestError
 from archiver.redact import REDACT
-from archiver.schema import SCHEMA, SCHEMA_VERSION
+from archiver.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
 CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
@@ -55,14 +55,31 @@ class KnownItem:
     files: tuple[FileRow, ...]
 
 
+class ListedItem(NamedTuple):
+    """What the listing needs to know of an item to tell whether it is archived and intact.
+
+    A tuple rather than a dataclass: a rerun builds one per listed item.
+    """
+
+    state: str
+    fingerprint: str | None
+    last_seen_run: int | None
+    folder: str
+    listed_digest: bytes | None  # `record_digest` of the record as last listed
+    listed_fingerprint: str | None  # the `fingerprint` of that same record
+    files: tuple[tuple[str, int], ...]  # (path, bytes) of each current file
+
+
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """An item listed in this run."""
+    """An item listed in this run, with the digest and fingerprint of its record."""
 
     kind: str
     item_id: str
     folder: str
     created_at: str | None
+    listed_digest: bytes | None = None
+    listed_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,7 @@ class ManifestStore:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.db = connection
         self.path = path
+        self.version = SCHEMA_VERSION  # an older one only if opened read-only
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> ManifestStore:
@@ -97,29 +115,22 @@ class ManifestStore:
                 db = sqlite3.connect(path, timeout=10)
             db.row_factory = sqlite3.Row
             store = cls(db, path)
-            store._check()
+            store._check(readonly=readonly)
         except sqlite3.DatabaseError as exc:
             raise ManifestError(
                 f"{path}: not an archiver manifest ({exc}); it was left untouched"
             ) from None
         return store
 
-    def _check(self) -> None:
+    def _check(self, *, readonly: bool) -> None:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
         if tables and "meta" not in tables:
             raise ManifestError(f"{self.path}: a SQLite database, but not an archiver manifest")
         if "meta" in tables:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            text = str(row[0]) if row else ""
-            version = int(text) if text.isascii() and text.isdigit() else None
-            if version is None:
-                raise ManifestError(f"{self.path}: manifest without a schema version")
-            if version > SCHEMA_VERSION:
-                raise ManifestError(
-                    f"{self.path}: written by a newer archiver (schema {version}, this one "
-                    f"knows {SCHEMA_VERSION}); upgrade archiver"
-                )
+            self.version = self._schema_version()
         self.db.execute("PRAGMA busy_timeout = 10000")
+        if "meta" in tables and self.version < SCHEMA_VERSION and not readonly:
+            self._migrate()
         if not tables:
             with self._written():
                 self.db.execute("PRAGMA journal_mode = WAL")
@@ -128,6 +139,33 @@ class ManifestStore:
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
         self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def _schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        text = str(row[0]) if row else ""
+        version = int(text) if text.isascii() and text.isdigit() else None
+        if version is None:
+            raise ManifestError(f"{self.path}: manifest without a schema version")
+        if version > SCHEMA_VERSION:
+            raise ManifestError(
+                f"{self.path}: written by a newer archiver (schema {version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade archiver"
+            )
+        return version
+
+    def _migrate(self) -> None:
+        """Bring an older manifest to this schema, in one transaction."""
+        with self._written():
+            # Taken for writing first, so that two processes opening the same old manifest
+            # cannot both migrate it: the second waits, then finds it done.
+            self.db.execute("BEGIN IMMEDIATE")
+            version = self._schema_version()
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                version += 1
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+        self.version = version
 
     @contextmanager
     def _written(self) -> Iterator[None]:
@@ -192,16 +230,87 @@ class ManifestStore:
                 )
         return found
 
-    def mark_seen(self, source: str, run_id: int, seen: Iterable[Seen]) -> None:
-        """Record that these items were listed in this run (new ones as pending)."""
+    def listing_state(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, ListedItem]:
+        """What the listing needs to know of these items of one source and kind.
+
+        Lighter than `lookup`, which a rerun would otherwise pay for every listed item: only
+        the path and size of each current file, and the digest of the record as last listed.
+        """
+        found: dict[str, ListedItem] = {}
+        listed = "listed_digest, listed_fingerprint" if self.version >= 2 else "NULL, NULL"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            files: dict[str, list[tuple[str, int]]] = {}
+            for item_id, path, size in cursor.execute(
+                "SELECT item_id, path, bytes FROM files WHERE source = ? AND kind = ? "  # noqa: S608
+                f"AND item_id IN ({marks}) AND current",
+                (source, kind, *chunk),
+            ):
+                if item_id in files:
+                    files[item_id].append((path, size))
+                else:
+                    files[item_id] = [(path, size)]
+            for row in cursor.execute(
+                f"SELECT item_id, state, fingerprint, last_seen_run, folder, {listed} "  # noqa: S608
+                f"FROM items WHERE source = ? AND kind = ? AND item_id IN ({marks})",
+                (source, kind, *chunk),
+            ):
+                found[row[0]] = ListedItem._make((*row[1:], tuple(files.get(row[0], ()))))
+        return found
+
+    def mark_seen(
+        self,
+        source: str,
+        run_id: int,
+        seen: Iterable[Seen],
+        unchanged: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Record that these items were listed in this run (new ones as pending).
+
+        `seen` are written whole. `unchanged` are (kind, item_id) of items whose record is the
+        one last listed (same `listed_digest`): their folder, creation time, digest and
+        fingerprint are already what `seen` would write, so only the run is.
+        """
         with self._written():
             self.db.executemany(
                 "INSERT INTO items (source, kind, item_id, state, folder, created_at, "
-                "first_seen_run, last_seen_run) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
-                "ON CONFLICT (source, kind, item_id) DO UPDATE SET last_seen_run = excluded."
-                "last_seen_run, folder = excluded.folder, created_at = excluded.created_at",
-                [(source, s.kind, s.item_id, s.folder, s.created_at, run_id, run_id) for s in seen],
+                "first_seen_run, last_seen_run, listed_digest, listed_fingerprint) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (source, kind, item_id) DO UPDATE SET "
+                "last_seen_run = excluded.last_seen_run, folder = excluded.folder, "
+                "created_at = excluded.created_at, listed_digest = excluded.listed_digest, "
+                "listed_fingerprint = excluded.listed_fingerprint",
+                [
+                    (
+                        source,
+                        s.kind,
+                        s.item_id,
+                        s.folder,
+                        s.created_at,
+                        run_id,
+                        run_id,
+                        s.listed_digest,
+                        s.listed_fingerprint,
+                    )
+                    for s in seen
+                ],
             )
+            by_kind: dict[str, list[str]] = {}
+            for kind, item_id in unchanged:
+                by_kind.setdefault(kind, []).append(item_id)
+            for kind, ids in by_kind.items():
+                # One statement per chunk rather than one per item: on a rerun, this is the
+                # only write a listed item costs.
+                for start in range(0, len(ids), CHUNK):
+                    chunk = ids[start : start + CHUNK]
+                    self.db.execute(
+                        "UPDATE items SET last_seen_run = ? WHERE source = ? AND kind = ? "  # noqa: S608
+                        f"AND item_id IN ({','.join('?' * len(chunk))})",
+                        (run_id, source, kind, *chunk),
+                    )
 
     # Outcomes
 
@@ -271,7 +380,40 @@ class ManifestStore:
         ).fetchone()
         return int(row[0])
 
+    # Notes kept in `meta`
+
+    def changes(self) -> str | None:
+        """A mark moved on by every change to what a `SHA256SUMS` lists (see `schema`)."""
+        return self.note("changes")
+
+    def note(self, key: str) -> str | None:
+        """The value kept under `key` in `meta`, if any."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_note(self, key: str, value: str) -> None:
+        """Keep `value` under `key` in `meta` (not a change `changes` counts)."""
+        with self._written():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     # Reading
+
+    def checksum_lines(self, source: str, rows: int = 4096) -> Iterator[str]:
+        """The `SHA256SUMS` lines of every file of every archived item of `source`, by path.
+
+        A few thousand lines a time, joined: built in SQL and read as one column, the lines of
+        a large archive cost a fraction of what `archived_files` rows would.
+        """
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT f.sha256 || '  ' || f.path || char(10) FROM files f "
+            "JOIN items i USING (source, kind, item_id) "
+            "WHERE i.state = 'archived' AND f.source = ? ORDER BY f.path",
+            (source,),
+        )
+        while batch := cursor.fetchmany(rows):
+            yield "".join([line for (line,) in batch])
 
     def archived_files(self, source: str | None = None) -> Iterator[sqlite3.Row]:
         """Every file of every archived item, ordered by path."""

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from archiver.catalog import write_catalog
 from archiver.checksums import write_checksums
 from archiver.errors import ArchiveWriteError, UsageError
 from archiver.job import ArchiveJob, Progress
@@ -64,21 +63,25 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
         config.archive_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot create {config.archive_dir}: {exc.strerror}") from None
-    with ArchiveLock(config.archive_dir):
+    with ArchiveLock(config.archive_dir) as lock:
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
-            return _locked_run(config, manifest, sources, options)
+            return _locked_run(config, manifest, sources, options, lock.fileno())
         finally:
             manifest.close()
 
 
 def _locked_run(
-    config: Config, manifest: ManifestStore, sources: tuple[SourceConfig, ...], opts: RunOptions
+    config: Config,
+    manifest: ManifestStore,
+    sources: tuple[SourceConfig, ...],
+    opts: RunOptions,
+    lock_fd: int,
 ) -> RunStats:
     started_at = datetime.now(UTC)
     run_id = manifest.begin_run(opts.command)
     progress: Progress = BarProgress() if opts.progress else NoProgress()
-    job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
+    job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full, keep_fds=(lock_fd,))
     try:
         stats = run_cancellable(job.run(sources))
     finally:
@@ -112,6 +115,9 @@ def finish_run(
 
 
 def _write_catalog(archive_dir: Path) -> None:
+    # Imported here: a run that changed nothing, the usual nightly one, does not need it.
+    from archiver.catalog import write_catalog
+
     try:
         write_catalog(archive_dir)
     except Exception as exc:  # the catalog is a convenience: never fail a backup over it

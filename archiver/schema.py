@@ -1,14 +1,37 @@
-"""The manifest's SQLite schema, version 1.
+"""The manifest's SQLite schema, version 2, and the steps that bring older manifests to it.
 
 One row in `items` per task or template ever listed as succeeded; one row in `files` per file
 ever archived (older template versions stay, with `current = 0`). Paths are POSIX, relative to
 the archive root. Times are ISO 8601 in UTC. `state` moves pending -> archived | failed; a task is
 `archived` only once its files and sidecar were flushed to disk.
+
+Version 2 added `items.listed_digest` and `items.listed_fingerprint`: a cheap digest of the
+record as last listed and that record's fingerprint, written together, so that a rerun which
+lists the same record again need not fingerprint it again. It also added `meta.changes`, moved on
+by triggers at every change to what a `SHA256SUMS` lists (the files of archived items), so that a
+run which changed nothing can tell those lists are current without rebuilding them.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Whatever writes the manifest, verify's repairs included, moves `changes` on: any change to a
+# file row that a SHA256SUMS line shows, or to which items are archived.
+_BUMP = "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'changes'; END"
+CHANGE_TRACKING = (
+    "INSERT OR IGNORE INTO meta VALUES ('changes', '0')",
+    f"CREATE TRIGGER IF NOT EXISTS files_inserted AFTER INSERT ON files {_BUMP}",
+    f"CREATE TRIGGER IF NOT EXISTS files_deleted AFTER DELETE ON files {_BUMP}",
+    "CREATE TRIGGER IF NOT EXISTS files_updated "
+    f"AFTER UPDATE OF source, kind, item_id, path, sha256 ON files {_BUMP}",
+    "CREATE TRIGGER IF NOT EXISTS items_inserted "
+    f"AFTER INSERT ON items WHEN new.state = 'archived' {_BUMP}",
+    "CREATE TRIGGER IF NOT EXISTS items_deleted "
+    f"AFTER DELETE ON items WHEN old.state = 'archived' {_BUMP}",
+    "CREATE TRIGGER IF NOT EXISTS items_updated "
+    f"AFTER UPDATE OF source, kind, item_id, state ON items {_BUMP}",
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -28,6 +51,8 @@ CREATE TABLE IF NOT EXISTS items (
     archived_run  INTEGER,
     archived_at   TEXT,
     last_error    TEXT,                     -- why the last attempt failed, NULL if it did not
+    listed_digest BLOB,                     -- `sidecar.record_digest` of the record as last listed
+    listed_fingerprint TEXT,                -- `sidecar.fingerprint` of that same record
     PRIMARY KEY (source, kind, item_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_state ON items (source, state);
@@ -58,4 +83,14 @@ CREATE TABLE IF NOT EXISTS source_state (
     last_full_listing TEXT,                 -- when a listing last reached the end
     last_run_clean    INTEGER NOT NULL DEFAULT 0  -- 1: the last run listed it all, no failure
 ) WITHOUT ROWID;
-"""
+""" + "".join(f"{statement};\n" for statement in CHANGE_TRACKING)
+
+# From each older version, the statements that bring a manifest to the next one. New columns go
+# last, as ALTER TABLE puts them, so that a migrated manifest and a new one have the same shape.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE items ADD COLUMN listed_digest BLOB",
+        "ALTER TABLE items ADD COLUMN listed_fingerprint TEXT",
+        *CHANGE_TRACKING,
+    ),
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import marshal
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -63,18 +64,41 @@ def _query_identity(url: str) -> str:
 
 def fingerprint(record: Any) -> str:
     """A digest of the record that changes only when the record really does."""
-
-    def stable(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            return url_identity(value)
-        if isinstance(value, dict):
-            return {str(k): stable(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [stable(v) for v in value]
-        return value
-
-    text = json.dumps(stable(record), sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(_stable(record), sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stable(value: Any) -> Any:
+    """The record with each URL reduced to its identity, as `fingerprint` digests it."""
+    if isinstance(value, str):
+        return url_identity(value) if value.startswith(("http://", "https://")) else value
+    if isinstance(value, dict):
+        return {str(k): _stable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+# Change it whenever `fingerprint` changes what it makes of a record: manifests remember each
+# listed record's fingerprint under this digest, and a new prefix forgets them all.
+_DIGEST_PREFIX = b"fingerprint v1\0"
+
+
+def record_digest(record: Any) -> bytes | None:
+    """A digest of the record exactly as listed, or None for a record it cannot take.
+
+    About ten times cheaper than `fingerprint`, which a rerun would otherwise pay for every
+    listed record. Equal digests mean equal records (marshal's version 2 format is a plain
+    function of the value: no back-references, no interning), so the fingerprint remembered
+    for a digest holds for the record. Not the converse: a record whose URLs were signed anew,
+    or whose keys come in another order, gets another digest and is fingerprinted again.
+    """
+    try:
+        data = marshal.dumps(record, 2)
+    except ValueError:  # not plain JSON data, or nested too deep
+        return None
+    # sha256 rather than blake2b: most CPUs hash it in hardware, faster for a record's size.
+    return hashlib.sha256(_DIGEST_PREFIX + data).digest()[:16]
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -361,7 +361,9 @@ class _Builder:
         text = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"
         (self.root / folder / "metadata.json").write_text(text, encoding="utf-8")
         self.db.execute(
-            "INSERT INTO items VALUES (?, ?, ?, 'archived', ?, ?, ?, 1, 1, 1, ?, NULL)",
+            "INSERT INTO items (source, kind, item_id, state, folder, created_at, fingerprint, "
+            "first_seen_run, last_seen_run, archived_run, archived_at, last_error) "
+            "VALUES (?, ?, ?, 'archived', ?, ?, ?, 1, 1, 1, ?, NULL)",
             (
                 source,
                 kind,

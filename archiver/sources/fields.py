@@ -19,6 +19,11 @@ _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # An ordinary URL: lowercase scheme, a plain host name or IPv4 address, maybe a port.
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9][A-Za-z0-9.\-]*(?::(\d{1,5}))?(?=[/?#]|\Z)")
 _MAX_PORT = 65535
+# The same, followed by nothing but printable ASCII: a URL `media_url` takes as it is. Checked
+# first, as one match, since nearly every URL a service sends is one.
+_ORDINARY_URL = re.compile(
+    r"https?://[A-Za-z0-9][A-Za-z0-9.\-]*(?::(\d{1,5}))?(?:[/?#][\x21-\x7e]*)?", re.ASCII
+)
 # Earliest and latest creation times taken as real; anything else is "undated".
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
@@ -67,6 +72,10 @@ def unix_time(value: object) -> datetime | None:
 
 def media_url(value: object) -> tuple[str | None, str | None]:
     """`(url, None)` for a fetchable http(s) URL, else `(None, reason)`."""
+    if isinstance(value, str):
+        ordinary = _ORDINARY_URL.fullmatch(value)
+        if ordinary and int(ordinary.group(1) or 0) <= _MAX_PORT:
+            return value, None
     if value is None or value == "":
         return None, "no URL given"
     if not isinstance(value, str):

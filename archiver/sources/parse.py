@@ -40,17 +40,13 @@ def parse_task(row: Any, fields: TaskFields) -> Listed:
         return Unfinished(task_id, fields.state_names.get(state, f"{fields.state_key} {state}"))
     media, problems = media_refs(row, fields.media)
     required = fields.media[0][0]
-    if not any(ref.role == required for ref in media):
+    # The required role comes first: when it is usable, it is `media[0]`.
+    if (not media or media[0].role != required) and not any(r.role == required for r in media):
         missing = dict(problems)[required]
         return Rejected(task_id, f"succeeded task without a usable {required} URL: {missing}")
-    return ArchiveItem(
-        kind="task",
-        id=task_id,
-        created_at=unix_time(row.get(fields.created_key)),
-        media=media,
-        record=row,
-        problems=problems,
-    )
+    # Positional: every listed task comes through here.
+    created = unix_time(row.get(fields.created_key))
+    return ArchiveItem("task", task_id, created, media, row, problems)
 
 
 def media_refs(

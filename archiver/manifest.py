@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = int(time.time())
+    if now != _LAST_NOW[0]:  # formatted once a second, not once per item
+        _LAST_NOW[:] = [now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return str(_LAST_NOW[1])
+
+
+_LAST_NOW: list[int | str] = [-1, ""]
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,12 @@ def file_stem(ref: MediaRef) -> str:
 
 def extension_for(url: str, content_type: str | None) -> str:
     """The file extension: from the URL path, else the Content-Type, else `.bin`."""
-    path = unquote(urlsplit(url).path)
+    if "?" in url or "#" in url or "%" in url:
+        path = unquote(urlsplit(url).path)
+    else:  # the usual plain URL: its path is what follows the host, as urlsplit has it
+        host = url.find("//")
+        slash = url.find("/", host + 2) if host >= 0 else -1
+        path = url[slash:] if slash >= 0 else ""
     match = EXTENSION.search(path.rsplit("/", 1)[-1])
     if match:
         return "." + match.group(1).lower()

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archiver.standin import DatasetSpec
 from bench.data import SOURCE, TOKEN, Workload, clear, fresh_folder
@@ -78,10 +79,10 @@ class Bench:
             argv.append("--no-progress")
         return run_measured(argv, env=self.env, log=config.parent / f"{command}.log")
 
-    def archive_anew(self, w: Workload, api_url: str) -> Measurement:
-        """`archiver run` into a new, empty archive of its own."""
+    def archive_anew(self, w: Workload, api_url: str, **settings: Any) -> Measurement:
+        """`archiver run` into a new, empty archive of its own (`settings` beyond defaults)."""
         folder = fresh_folder(w.work / "runs", "archiver")
-        measured = self.archiver(w.write_config(folder, api_url))
+        measured = self.archiver(w.write_config(folder, api_url, **settings))
         w.archives.append(folder / "archive")
         return measured
 
@@ -126,12 +127,21 @@ def small_files(b: Bench) -> CaseResult:
                 *("-q", "-j", "16", "-i", w.aria2_list),
                 cwd=b.peer_folder(w, "aria2c"),
             ),
+            # References, not peers: the archiver with two download processes, and the least
+            # a Python program on aiohttp does for the same files (bench/fetchall.py).
+            "archiver-p2": lambda: b.archive_anew(w, api.api_url, download_processes=2),
+            "aiohttp": lambda: run_measured(
+                [b.python, "-m", "bench.fetchall", w.aria2_list, b.peer_folder(w, "aiohttp")],
+                env=b.env,
+                log=w.work / "fetchall.log",
+            ),
         }
         results = b.alternate(commands)
     archived = _checksum_lines(w.archives[-1])
     if archived != len(w.urls):
         raise BenchError(f"small files: the archive holds {archived} files of {len(w.urls)}")
     ours, curl, aria2c = (median_wall(results[n]) for n in ("archiver", "curl", "aria2c"))
+    two, floor = median_wall(results["archiver-p2"]), median_wall(results["aiohttp"])
     met = ours <= 2 * curl and ours <= 0.5 * aria2c
     return CaseResult(
         case=(
@@ -144,6 +154,11 @@ def small_files(b: Bench) -> CaseResult:
         met=met,
         verdict=f"{ours / curl:.2f}× curl, {ours / aria2c:.2f}× aria2c",
         rounds=_walls(results),
+        notes=[
+            f"with `download_processes: 2`: {two:.2f} s ({two / curl:.2f}× curl)",
+            f"a bare aiohttp loop that only fetches, hashes and writes the files "
+            f"(`python -m bench.fetchall`): {floor:.2f} s ({floor / curl:.2f}× curl)",
+        ],
     )
 
 

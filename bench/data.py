@@ -44,11 +44,15 @@ class Workload:
     def spec_json(self) -> dict[str, Any]:
         return asdict(self.spec)
 
-    def write_config(self, folder: Path, api_url: str) -> Path:
-        """An archiver config in `folder`, archiving into `folder/archive`; returns its path."""
+    def write_config(self, folder: Path, api_url: str, **settings: Any) -> Path:
+        """An archiver config in `folder`, archiving into `folder/archive`; returns its path.
+
+        `settings` are top-level settings beyond the defaults.
+        """
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
         document = {
+            **settings,
             "archive_dir": "archive",
             "sources": {
                 SOURCE: {"type": "video_task_history", "base_url": api_url, "token": TOKEN}

@@ -84,9 +84,6 @@ def alternate(
     """Run every command once per round, in an order that rotates from round to round.
 
     `prepare(name)` runs before each command, untimed (clearing the output of the last run).
-    Then everything written so far is flushed, untimed too: the archiver's durable flush
-    (`syncfs`) would otherwise also pay for the dirty pages a peer left behind, and a peer
-    that does not flush would leave its writeback to slow down whatever runs next.
     """
     names = list(commands)
     results: dict[str, list[Measurement]] = {name: [] for name in names}
@@ -94,7 +91,6 @@ def alternate(
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
             prepare(name)
-            os.sync()
             measured = commands[name]()
             results[name].append(measured)
             report(f"    round {number + 1}: {name:<10} {measured.wall:7.3f} s")

@@ -104,7 +104,7 @@ class ProcessPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stop(kill=False)
+        await self._stop()
 
     async def archive(self, task: ItemTask) -> ItemResult:
         if not self._children:
@@ -194,25 +194,39 @@ class ProcessPool:
                 last = str(message[2]).strip().splitlines()[-1:] or ["?"]
                 answer.set_exception(RuntimeError(f"in a download process: {last[0]}"))
 
-    async def _stop(self, *, kill: bool) -> None:
-        """Close every child's stdin (it settles and exits), wait, and kill a stuck one."""
+    async def _stop(self) -> None:
+        """Close every child's stdin (it settles and exits), wait, and kill a stuck one.
+
+        Cancelled while waiting (a second Ctrl-C), it kills them all and is cancelled still.
+        """
         self._closing = True
         for child in self._children:
             stdin = child.process.stdin
             if stdin is not None and not stdin.is_closing():
                 stdin.close()
-        for child in self._children:
-            try:
-                if kill:
-                    raise TimeoutError
-                await asyncio.wait_for(asyncio.shield(child.process.wait()), STOP_WAIT)
-            except (TimeoutError, asyncio.CancelledError):
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
+        try:
+            for child in self._children:
+                try:
+                    await asyncio.wait_for(asyncio.shield(child.process.wait()), STOP_WAIT)
+                except TimeoutError:
+                    log.warning("a download process did not stop in %.0f s; killed", STOP_WAIT)
+                    _kill(child)
+        except asyncio.CancelledError:
+            for child in self._children:
+                _kill(child)
+            raise
+        finally:
+            for child in self._children:
                 await child.process.wait()
-            if child.reader is not None:
-                with contextlib.suppress(Exception):
-                    await child.reader
+                if child.reader is not None:
+                    with contextlib.suppress(Exception):
+                        await child.reader
+
+
+def _kill(child: _Child) -> None:
+    if child.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.process.kill()
 
 
 def _rebuild(name: str, message: str) -> Exception:

@@ -8,6 +8,7 @@ with Range requests and completes the archive.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import time
@@ -53,25 +54,34 @@ async def _mid_way(archive: Path) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-process", "2-download-processes"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_stops_the_run_cleanly_within_two_seconds(
-    make_standin: StandInFactory, tmp_path: Path, signum: signal.Signals
+    make_standin: StandInFactory, tmp_path: Path, signum: signal.Signals, processes: int
 ) -> None:
     standin = await make_standin(SPEC)
-    cfg = config_dict(standin, only="chanjing", bandwidth_limit=8_000_000)
+    cfg = config_dict(
+        standin, only="chanjing", bandwidth_limit=8_000_000, download_processes=processes
+    )
     config = write_config(tmp_path, cfg)
     archive = tmp_path / "archive"
     output = tmp_path / "first.txt"
-    child = await spawn_cli("run", "-c", config, "--no-progress", output=output)
+    # A session of its own: the signal goes to the whole process group, download processes
+    # included, as Ctrl-C on a terminal and systemd's stop do.
+    child = await spawn_cli(
+        "run", "-c", config, "--no-progress", output=output, preexec_fn=os.setsid
+    )
     await asyncio.wait_for(_mid_way(archive), 30)
     await asyncio.sleep(0.2)
-    child.send_signal(signum)
+    os.killpg(child.pid, signum)
     sent = time.monotonic()
     code = await asyncio.wait_for(child.wait(), 10)
     elapsed = time.monotonic() - sent
     text = output.read_text()
     assert code == 130, text
     assert elapsed < 2.0, elapsed
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)  # nothing of the run is left: download processes exit first
     assert "Traceback" not in text and "interrupted" in text
 
     # The .part files stay, each with the validator that lets the next run resume it, and

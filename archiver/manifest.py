@@ -409,7 +409,7 @@ class ManifestStore:
         """The `SHA256SUMS` lines of every file of every archived item of `source`, by path.
 
         A few thousand lines a time, joined: built in SQL and read as one column, the lines of
-        a large archive cost a fraction of what `archived_files` rows would.
+        a large archive cost a fraction of what reading its rows would.
         """
         cursor = self.db.cursor()
         cursor.row_factory = None
@@ -421,28 +421,3 @@ class ManifestStore:
         )
         while batch := cursor.fetchmany(rows):
             yield "".join([line for (line,) in batch])
-
-    def archived_files(self, source: str | None = None) -> Iterator[sqlite3.Row]:
-        """Every file of every archived item, ordered by path."""
-        query = (
-            "SELECT f.*, i.folder FROM files f JOIN items i USING (source, kind, item_id) "
-            "WHERE i.state = 'archived'"
-        )
-        args: tuple[str, ...] = ()
-        if source is not None:
-            query += " AND f.source = ?"
-            args = (source,)
-        yield from self.db.execute(query + " ORDER BY f.path", args)
-
-
-def _file_row(r: sqlite3.Row) -> FileRow:
-    return FileRow(
-        name=r["name"],
-        role=r["role"],
-        path=r["path"],
-        url=r["url"],
-        bytes=r["bytes"],
-        sha256=r["sha256"],
-        content_type=r["content_type"],
-        current=bool(r["current"]),
-    )

@@ -143,28 +143,6 @@ def _file_entry(f: FileRow) -> dict[str, Any]:
     }
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
-
-
-def sidecar_text(document: dict[str, Any]) -> str:
-    """The sidecar as text: a line per key of the document and of each mapping in it.
-
-    The values inside are compact JSON. It reads much like `json.dumps(indent=2)` where it
-    matters, at the C encoder's speed: the indenting encoder is pure Python, and on thousands
-    of small files it cost a twentieth of the run.
-    """
-
-    encode = _ENCODER.encode
-    lines = []
-    for key, value in document.items():
-        if isinstance(value, dict) and value:
-            inner = [f"    {encode(str(k))}: {encode(v)}" for k, v in value.items()]
-            lines.append(f"  {encode(key)}: {{\n" + ",\n".join(inner) + "\n  }")
-        else:
-            lines.append(f"  {encode(key)}: {encode(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
 def write_sidecar(folder: str | Path, document: dict[str, Any]) -> str:
     """Write `metadata.json` atomically (temp file, then rename); durability comes later.
 
@@ -174,7 +152,7 @@ def write_sidecar(folder: str | Path, document: dict[str, Any]) -> str:
     temp = f"{path}.tmp"
     # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
     # escape it came as, the file stays UTF-8 and reads back the same.
-    text = sidecar_text(document)
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
     data = text.encode("utf-8", "backslashreplace")
     try:
         try:

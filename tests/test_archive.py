@@ -57,6 +57,10 @@ async def test_sidecar_keeps_the_record_verbatim_and_files_match_served_bytes(
             assert entry["bytes"] == len(data)
             checked += 1
     assert checked >= 2 * len(records)
+    # UTF-8 and indented all the way down, as a person reading one expects.
+    for path in archive.rglob("metadata.json"):
+        text = path.read_text(encoding="utf-8")
+        assert text == json.dumps(json.loads(text), ensure_ascii=False, indent=2) + "\n", path
 
 
 async def test_layout_is_source_year_month_id(standin: StandIn, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from archiver.download import download_file
 from archiver.errors import TransferError
 from archiver.http import HttpClient
 from archiver.manifest import FileRow, utc_now
-from archiver.paths import file_stem
+from archiver.paths import file_stem, within
 from archiver.records import ArchiveItem
 from archiver.sidecar import sidecar_document, url_identity, write_sidecar
 
@@ -30,7 +30,6 @@ class ItemTask:
     item: ArchiveItem
     folder: str  # relative to the archive root, already checked to stay inside it
     known_files: tuple[FileRow, ...] = ()
-    was_archived: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +125,10 @@ def _reusable(known: tuple[FileRow, ...], role: str, url: str, root: str) -> Fil
     identity = url_identity(url)
     for f in known:
         if f.role == role and url_identity(f.url) == identity:
-            if f.path.startswith("/") or ".." in f.path.split("/"):
-                return None  # a manifest row that would lead out of the archive
             try:
-                if os.stat(f"{root}/{f.path}").st_size == f.bytes:  # noqa: PTH116
+                if os.stat(within(f"{root}/", f.path)).st_size == f.bytes:  # noqa: PTH116
                     return f
-            except OSError:
+            except (OSError, ValueError):  # gone, or a row that would lead out of the archive
                 return None
     return None
 

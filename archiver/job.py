@@ -32,7 +32,7 @@ from archiver.manifest import (
     Outcome,
     Seen,
 )
-from archiver.paths import item_folder
+from archiver.paths import item_folder, within
 from archiver.pool import ItemRunner, LocalRunner, ProcessPool
 from archiver.records import ArchiveItem, Page, Rejected, Unfinished
 from archiver.settings import Config, SourceConfig
@@ -346,11 +346,11 @@ class ArchiveJob:
                 # Plain strings and os calls: pathlib's parsing cost more than the stat calls
                 # on a rerun, where every listed item comes through here.
                 try:
-                    sidecar = stat(_within(prefix, f"{folder}/{SIDECAR}"), dir_fd=fd)
+                    sidecar = stat(within(prefix, f"{folder}/{SIDECAR}"), dir_fd=fd)
                     if not S_ISREG(sidecar.st_mode):
                         continue
                     for path, size in files:
-                        if stat(_within(prefix, path), dir_fd=fd).st_size != size:
+                        if stat(within(prefix, path), dir_fd=fd).st_size != size:
                             break
                     else:
                         intact.add(index)
@@ -376,9 +376,8 @@ class ArchiveJob:
             source=cfg.name,
             source_type=cfg.settings.type,
             item=item,
-            folder=_checked(str(work.folder)),
+            folder=within("", str(work.folder)),
             known_files=known.files if known is not None else (),
-            was_archived=known is not None and known.state == "archived",
         )
         result = await runner.archive(task)
         stats.files += result.fetched
@@ -395,7 +394,7 @@ class ArchiveJob:
                 result.written,
             )
             return
-        if task.was_archived:
+        if known is not None and known.state == "archived":
             stats.updated += 1
         elif item.kind == "task":
             stats.archived += 1
@@ -433,22 +432,3 @@ class ArchiveJob:
             clean = complete and not stats.failed and not stats.listing_error
             clean = clean and not self.stats.fatal
             self.manifest.set_source_state(cfg.name, listed_to_end=stats.listed_to_end, clean=clean)
-
-
-def _checked(relative: str) -> str:
-    """`relative`, refusing a path that would leave the archive (like `inside`)."""
-    if relative.startswith("/") or ".." in relative.split("/"):
-        raise ValueError(f"path {relative!r} would leave the archive")
-    return relative
-
-
-def _within(prefix: str, relative: str) -> str:
-    """`prefix + relative`, refusing a `relative` that would leave the archive (like `inside`).
-
-    `prefix` is the archive's path and a slash, or nothing for a path taken relative to an
-    open descriptor of the archive.
-    """
-    # The substring test first: it spares splitting every path of a rerun.
-    if relative.startswith("/") or (".." in relative and ".." in relative.split("/")):
-        raise ValueError(f"path {relative!r} would leave the archive")
-    return prefix + relative

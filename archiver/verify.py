@@ -32,7 +32,7 @@ from archiver.errors import UsageError
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
 from archiver.output import human_bytes
-from archiver.paths import inside
+from archiver.paths import inside, within
 from archiver.settings import Config
 from archiver.sidecar import SIDECAR
 
@@ -188,18 +188,11 @@ def _check_items(base: str, items: list[_Item], quick: bool) -> _Checked:
     return problems, count, total
 
 
-def _under(base: str, relative: str) -> str:
-    """`base + relative`, refusing what `paths.inside` refuses, without building a Path."""
-    if relative.startswith("/") or ".." in relative.split("/"):
-        raise ValueError(f"path {relative!r} would leave the archive")
-    return base + relative
-
-
 def _check_file(
     base: str, path: str, expected: int, sha256: str, quick: bool
 ) -> tuple[str | None, int]:
     try:
-        fd = os.open(_under(base, path), os.O_RDONLY)
+        fd = os.open(within(base, path), os.O_RDONLY)
     except FileNotFoundError:
         return "missing", 0
     except (OSError, ValueError) as exc:
@@ -233,7 +226,7 @@ def _check_file(
 
 def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | None:
     try:
-        fd = os.open(_under(base, folder) + "/" + SIDECAR, os.O_RDONLY)
+        fd = os.open(within(base, folder) + "/" + SIDECAR, os.O_RDONLY)
     except FileNotFoundError:
         return "missing"
     except (OSError, ValueError) as exc:

@@ -90,8 +90,6 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
         archive_dir = path.resolve().parent / archive_dir
     _check_layout(top.layout, path)
     _check_positive(path, "concurrency", top.concurrency)
-    if not 0 <= top.download_processes <= 64:
-        raise ConfigError(f"{path}: download_processes: must be from 0 to 64")
     _check_positive(path, "max_file_bytes", top.max_file_bytes)
     _check_positive(path, "http.retries", http.retries)
     for key in ("connect_timeout", "read_timeout"):
@@ -107,7 +105,6 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
         path=path,
         archive_dir=archive_dir,
         concurrency=top.concurrency,
-        download_processes=top.download_processes,
         max_file_bytes=top.max_file_bytes,
         bandwidth_limit=top.bandwidth_limit,
         layout=top.layout,
@@ -124,7 +121,6 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
 class _TopLevel:
     archive_dir: str
     concurrency: int = 8
-    download_processes: int = 0
     max_file_bytes: int = 64 * 1024**3
     bandwidth_limit: int = 0
     layout: str = "{year}/{month}/{id}"

@@ -55,11 +55,11 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
         raise ArchiveWriteError(f"cannot create {config_path.parent}: {exc.strerror}") from None
     # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
     spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks, decodable_media=True)
-    with ArchiveLock(directory) as lock:
+    with ArchiveLock(directory):
         manifest = ManifestStore.open(directory / MANIFEST)
         try:
             stats = run_cancellable(
-                _demo(spec, config_path, manifest, interactive and verbosity >= 0, lock.fileno())
+                _demo(spec, config_path, manifest, interactive and verbosity >= 0)
             )
         finally:
             manifest.close()
@@ -71,7 +71,7 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
 
 
 async def _demo(
-    spec: DatasetSpec, config_path: Path, manifest: ManifestStore, progress: bool, lock_fd: int
+    spec: DatasetSpec, config_path: Path, manifest: ManifestStore, progress: bool
 ) -> RunStats:
     async with StandIn(spec) as standin:
         text = CONFIG_TEMPLATE.format(
@@ -84,7 +84,7 @@ async def _demo(
         config = load_config(config_path)
         run_id = manifest.begin_run("demo")
         bars = BarProgress() if progress else None
-        job = ArchiveJob(config, manifest, bars or NoProgress(), run_id=run_id, keep_fds=(lock_fd,))
+        job = ArchiveJob(config, manifest, bars or NoProgress(), run_id=run_id)
         try:
             stats = await job.run(config.sources)
         finally:

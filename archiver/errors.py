@@ -103,10 +103,6 @@ class ArchiveWriteError(ArchiverError):
     """Writing into the archive failed (disk full, permissions, ...); the run stops."""
 
 
-class DownloadProcessLost(ArchiverError):
-    """A download process ended while it had work (killed, out of memory); the run stops."""
-
-
 class RetryableError(ArchiverError):
     """A failure worth another attempt; `retry_after` is the server's wish, in seconds."""
 

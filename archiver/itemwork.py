@@ -1,9 +1,7 @@
 """Archiving one item: fetch its files into its folder, then write its sidecar.
 
-This is the part of a run that scales with the number of files, so it can run in the main
-process or in a download process (`archiver.pool`). It touches nothing but the item's own
-folder, and reports what it did as an `ItemResult`; the caller keeps the statistics, the log
-and the manifest.
+It touches nothing but the item's own folder, and reports what it did as an `ItemResult`; the
+caller keeps the statistics, the log and the manifest.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ a batch of finished items one flush and one transaction. This module imports no 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -24,7 +23,7 @@ from typing import Protocol
 from archiver.durable import BatchCommitter
 from archiver.errors import ArchiverError, ArchiveWriteError, SourceError
 from archiver.http import HttpClient
-from archiver.itemwork import ItemLimits, ItemTask
+from archiver.itemwork import ItemLimits, ItemTask, archive_item
 from archiver.manifest import (
     KnownItem,
     ListedItem,
@@ -33,7 +32,6 @@ from archiver.manifest import (
     Seen,
 )
 from archiver.paths import item_folder, within
-from archiver.pool import ItemRunner, LocalRunner, ProcessPool
 from archiver.records import ArchiveItem, Page, Rejected, Unfinished
 from archiver.settings import Config, SourceConfig
 from archiver.sidecar import (
@@ -44,7 +42,6 @@ from archiver.sidecar import (
 )
 from archiver.sources import Source, SourceContext, source_types
 from archiver.stats import RunStats, SourceStats
-from archiver.worker import WorkerSetup
 
 log = logging.getLogger("archiver")
 
@@ -86,7 +83,6 @@ class ArchiveJob:
         run_id: int = 0,
         dry_run: bool = False,
         full: bool = False,
-        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.config = config
         self.root = config.archive_dir
@@ -95,7 +91,6 @@ class ArchiveJob:
         self.run_id = run_id
         self.dry_run = dry_run
         self.full = full
-        self.keep_fds = keep_fds  # held open by download processes too (the archive's lock)
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
@@ -119,18 +114,13 @@ class ArchiveJob:
                 self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
         try:
             try:
-                # Exits in reverse: every task ends, then the download processes settle
-                # their files, then the HTTP session closes.
-                async with (
-                    http,
-                    self._runner(http) as runner,
-                    asyncio.TaskGroup() as group,
-                ):
+                # Exits in reverse: every task ends, then the HTTP session closes.
+                async with http, asyncio.TaskGroup() as group:
                     context = SourceContext(http)
                     if self._committer is not None:
                         group.create_task(self._committer.run())
                     workers = [
-                        group.create_task(self._worker(runner, queue))
+                        group.create_task(self._worker(http, queue))
                         for _ in range(self.config.concurrency)
                     ]
                     listers = [
@@ -363,12 +353,13 @@ class ArchiveJob:
 
     # Downloading
 
-    async def _worker(self, runner: ItemRunner, queue: asyncio.Queue[WorkItem | None]) -> None:
+    async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
+        limits = ItemLimits(root=str(self.root), max_file_bytes=self.config.max_file_bytes)
         while (work := await queue.get()) is not None:
-            await self._archive(runner, work)
+            await self._archive(http, limits, work)
 
-    async def _archive(self, runner: ItemRunner, work: WorkItem) -> None:
-        """Have `runner` archive one item; count, log and record what it did."""
+    async def _archive(self, http: HttpClient, limits: ItemLimits, work: WorkItem) -> None:
+        """Archive one item; count, log and record what it did."""
         cfg, item = work.source, work.item
         stats = self.stats.source(cfg.name)
         known = work.known
@@ -379,7 +370,12 @@ class ArchiveJob:
             folder=within("", str(work.folder)),
             known_files=known.files if known is not None else (),
         )
-        result = await runner.archive(task)
+
+        def received(count: int) -> None:
+            stats.bytes += count
+            self.progress.received(count)
+
+        result = await archive_item(http, task, limits, received)
         stats.files += result.fetched
         for _ in range(result.fetched):
             self.progress.file_done()
@@ -405,24 +401,6 @@ class ArchiveJob:
             Outcome(cfg.name, item.kind, item.id, work.fingerprint, result.files, None),
             result.written,
         )
-
-    def _received(self, source: str, count: int) -> None:
-        self.stats.source(source).bytes += count
-        self.progress.received(count)
-
-    def _runner(self, http: HttpClient) -> contextlib.AbstractAsyncContextManager[ItemRunner]:
-        """Download processes when the config asks for some, else this process."""
-        limits = ItemLimits(root=str(self.root), max_file_bytes=self.config.max_file_bytes)
-        count = self.config.download_processes
-        if count < 1 or self.dry_run:
-            return contextlib.nullcontext(LocalRunner(http, limits, self._received))
-        setup = WorkerSetup(
-            limits=limits,
-            http=self.config.http,
-            bandwidth_limit=-(-self.config.bandwidth_limit // count),
-            log_level=log.getEffectiveLevel(),
-        )
-        return ProcessPool(count, setup, self._received, keep_fds=self.keep_fds)
 
     def _record_source_states(self, sources: tuple[SourceConfig, ...]) -> None:
         assert self.manifest is not None

@@ -63,10 +63,10 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
         config.archive_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiveWriteError(f"cannot create {config.archive_dir}: {exc.strerror}") from None
-    with ArchiveLock(config.archive_dir) as lock:
+    with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
-            return _locked_run(config, manifest, sources, options, lock.fileno())
+            return _locked_run(config, manifest, sources, options)
         finally:
             manifest.close()
 
@@ -76,12 +76,11 @@ def _locked_run(
     manifest: ManifestStore,
     sources: tuple[SourceConfig, ...],
     opts: RunOptions,
-    lock_fd: int,
 ) -> RunStats:
     started_at = datetime.now(UTC)
     run_id = manifest.begin_run(opts.command)
     progress: Progress = BarProgress() if opts.progress else NoProgress()
-    job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full, keep_fds=(lock_fd,))
+    job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
     try:
         stats = run_cancellable(job.run(sources))
     finally:

@@ -58,7 +58,6 @@ class Config:
     path: Path
     archive_dir: Path
     concurrency: int = 8
-    download_processes: int = 0  # processes that fetch and write files; 0 = this process
     max_file_bytes: int = 64 * 1024**3
     bandwidth_limit: int = 0  # bytes a second over all downloads; 0 = unlimited
     layout: str = "{year}/{month}/{id}"

@@ -127,9 +127,8 @@ def small_files(b: Bench) -> CaseResult:
                 *("-q", "-j", "16", "-i", w.aria2_list),
                 cwd=b.peer_folder(w, "aria2c"),
             ),
-            # References, not peers: the archiver with two download processes, and the least
-            # a Python program on aiohttp does for the same files (bench/fetchall.py).
-            "archiver-p2": lambda: b.archive_anew(w, api.api_url, download_processes=2),
+            # A reference, not a peer: the least a Python program on aiohttp does for the
+            # same files (bench/fetchall.py).
             "aiohttp": lambda: run_measured(
                 [b.python, "-m", "bench.fetchall", w.aria2_list, b.peer_folder(w, "aiohttp")],
                 env=b.env,
@@ -141,7 +140,7 @@ def small_files(b: Bench) -> CaseResult:
     if archived != len(w.urls):
         raise BenchError(f"small files: the archive holds {archived} files of {len(w.urls)}")
     ours, curl, aria2c = (median_wall(results[n]) for n in ("archiver", "curl", "aria2c"))
-    two, floor = median_wall(results["archiver-p2"]), median_wall(results["aiohttp"])
+    floor = median_wall(results["aiohttp"])
     met = ours <= 2 * curl and ours <= 0.5 * aria2c
     return CaseResult(
         case=(
@@ -155,7 +154,6 @@ def small_files(b: Bench) -> CaseResult:
         verdict=f"{ours / curl:.2f}× curl, {ours / aria2c:.2f}× aria2c",
         rounds=_walls(results),
         notes=[
-            f"with `download_processes: 2`: {two:.2f} s ({two / curl:.2f}× curl)",
             f"a bare aiohttp loop that only fetches, hashes and writes the files "
             f"(`python -m bench.fetchall`): {floor:.2f} s ({floor / curl:.2f}× curl)",
         ],

@@ -48,8 +48,6 @@ def test_a_good_config_loads_with_defaults(tmp_path: Path) -> None:
         (lambda c: c.update(concurency=4), "concurency: unknown setting"),
         (lambda c: c.update(concurrency="eight"), "concurrency: expected a whole number"),
         (lambda c: c.update(concurrency=0), "concurrency: must be at least 1"),
-        (lambda c: c.update(download_processes=-1), "download_processes: must be from 0 to 64"),
-        (lambda c: c.update(download_processes="all"), "download_processes: expected a whole"),
         (lambda c: c.pop("archive_dir"), "archive_dir: missing"),
         (
             lambda c: c["sources"]["faceswap"].update(page_size=True),

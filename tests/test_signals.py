@@ -54,20 +54,17 @@ async def _mid_way(archive: Path) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("processes", [0, 2], ids=["in-process", "2-download-processes"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_stops_the_run_cleanly_within_two_seconds(
-    make_standin: StandInFactory, tmp_path: Path, signum: signal.Signals, processes: int
+    make_standin: StandInFactory, tmp_path: Path, signum: signal.Signals
 ) -> None:
     standin = await make_standin(SPEC)
-    cfg = config_dict(
-        standin, only="chanjing", bandwidth_limit=8_000_000, download_processes=processes
-    )
+    cfg = config_dict(standin, only="chanjing", bandwidth_limit=8_000_000)
     config = write_config(tmp_path, cfg)
     archive = tmp_path / "archive"
     output = tmp_path / "first.txt"
-    # A session of its own: the signal goes to the whole process group, download processes
-    # included, as Ctrl-C on a terminal and systemd's stop do.
+    # A session of its own: the signal goes to the whole process group, as Ctrl-C on a
+    # terminal and systemd's stop do.
     child = await spawn_cli(
         "run", "-c", config, "--no-progress", output=output, preexec_fn=os.setsid
     )
@@ -81,7 +78,7 @@ async def test_a_signal_stops_the_run_cleanly_within_two_seconds(
     assert code == 130, text
     assert elapsed < 2.0, elapsed
     with pytest.raises(ProcessLookupError):
-        os.killpg(child.pid, 0)  # nothing of the run is left: download processes exit first
+        os.killpg(child.pid, 0)  # nothing of the run is left
     assert "Traceback" not in text and "interrupted" in text
 
     # The .part files stay, each with the validator that lets the next run resume it, and

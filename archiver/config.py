@@ -92,6 +92,11 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
     _check_positive(path, "concurrency", top.concurrency)
     _check_positive(path, "max_file_bytes", top.max_file_bytes)
     _check_positive(path, "http.retries", http.retries)
+    _check_positive(path, "http.max_response_bytes", http.max_response_bytes)
+    for key in ("min_free_space", "http.low_speed_limit"):
+        value = getattr(http, key[5:]) if key.startswith("http.") else top.min_free_space
+        if value < 0:
+            raise ConfigError(f"{path}: {key}: must not be negative, got {value}")
     for key in ("connect_timeout", "read_timeout"):
         if getattr(http, key) <= 0:
             raise ConfigError(f"{path}: http.{key}: must be greater than 0")
@@ -106,6 +111,7 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
         archive_dir=archive_dir,
         concurrency=top.concurrency,
         max_file_bytes=top.max_file_bytes,
+        min_free_space=top.min_free_space,
         bandwidth_limit=top.bandwidth_limit,
         layout=top.layout,
         durability=top.durability,
@@ -122,6 +128,7 @@ class _TopLevel:
     archive_dir: str
     concurrency: int = 8
     max_file_bytes: int = 64 * 1024**3
+    min_free_space: int = 1024**3
     bandwidth_limit: int = 0
     layout: str = "{year}/{month}/{id}"
     durability: typing.Literal["fsync", "none"] = "fsync"

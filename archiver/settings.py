@@ -28,6 +28,11 @@ class HttpSettings:
     backoff_max: float = 60.0
     retry_after_max: float = 600.0
     user_agent: str = "archiver"
+    # A transfer slower than `low_speed_limit` bytes a second for `low_speed_time` seconds is
+    # cut and retried, as curl's --speed-limit/--speed-time: a drip never hangs a run.
+    low_speed_limit: int = 1024
+    low_speed_time: float = 60.0
+    max_response_bytes: int = 64 * 1024**2  # the largest API answer read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,7 @@ class Config:
     archive_dir: Path
     concurrency: int = 8
     max_file_bytes: int = 64 * 1024**3
+    min_free_space: int = 1024**3  # no download starts or goes on with less free on the disk
     bandwidth_limit: int = 0  # bytes a second over all downloads; 0 = unlimited
     layout: str = "{year}/{month}/{id}"
     durability: Literal["fsync", "none"] = "fsync"

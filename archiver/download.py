@@ -8,6 +8,16 @@ changed, means the file was replaced upstream, and the download starts over: two
 never spliced together. A run killed after a file's rename but before the manifest recorded
 it leaves a final file: the next run keeps it once the host confirms its size and last byte.
 
+The file's size as first announced (Content-Length of a 200, the total of a Content-Range) is
+saved in the `.part.json` too, and a file is complete only when it has exactly that many bytes.
+A 206 must start where it was asked to and agree on that total; one that ends short of it (a
+CDN that caps range sizes) is continued from where it ended, in the same attempt, since it made
+progress. A 206 that cannot be trusted fails the file and drops its `.part`. A picture or video
+role answered with a web page, JSON or XML fails too (`archiver.mediatype`).
+
+Nothing here is opened through a symlink (`O_NOFOLLOW`): a link planted as `video.part` fails
+that file, naming it, instead of having the run write where it points.
+
 Disk work happens in a worker thread, one hop per block of `BLOCK` bytes, so the event loop
 never waits on the disk for a large file and never pays a thread hop per network chunk. A
 body of at most `INLINE_BYTES` is written, hashed and renamed right on the event loop: those
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -26,9 +37,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK, S_ISREG
 from typing import Any
 
 from archiver.errors import (
+    ArchiverError,
     ArchiveWriteError,
     FileTooLarge,
     HttpStatusError,
@@ -36,7 +49,15 @@ from archiver.errors import (
     TransferError,
     UnsafeUrl,
 )
+from archiver.freespace import FreeSpace
 from archiver.http import HttpClient, MediaResponse
+from archiver.mediatype import (
+    SNIFF_BYTES,
+    bare_type,
+    declared_document,
+    needs_sniffing,
+    sniffed_document,
+)
 from archiver.paths import extension_for
 from archiver.retry import parse_retry_after
 from archiver.sources.fields import media_url
@@ -51,6 +72,8 @@ CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
 FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 451})
+# Never through a link: a planted `video.part` must not make the run write where it points.
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +94,16 @@ class _Resume:
     validator: str | None
     orphan: str | None  # a final file of this stem that the manifest does not know
     content_type: str | None = None  # what the host said the file is, when the part began
+    total: int | None = None  # the file's size, as the host announced it when the part began
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Where one answer's body lies in the file."""
+
+    start: int
+    end: int | None  # where the body ends (exclusive), when the host said so
+    total: int | None  # the whole file's size, when the host said so
 
 
 async def download_file(
@@ -83,15 +116,17 @@ async def download_file(
     max_bytes: int,
     progress: Callable[[int], None] = lambda n: None,
     new_folder: bool = False,
+    space: FreeSpace | None = None,
 ) -> FetchedFile:
     """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt.
 
     `new_folder` says the folder did not exist when its item began: nothing of an earlier
-    run can be in it, so the first attempt skips looking for a `.part` or an orphan.
+    run can be in it, so the first attempt skips looking for a `.part` or an orphan. `space`
+    is checked before each attempt and each block written (`DiskSpaceLow` stops the run).
     """
     if media_url(url)[0] is None:
         raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
-    fetch = _Fetch(http, role, url, str(folder), stem, max_bytes, progress, new_folder)
+    fetch = _Fetch(http, role, url, str(folder), stem, max_bytes, progress, new_folder, space)
 
     def final(exc: RetryableError) -> Exception:
         return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
@@ -112,6 +147,7 @@ class _Fetch:
         max_bytes: int,
         progress: Callable[[int], None],
         new_folder: bool,
+        space: FreeSpace | None,
     ) -> None:
         # Paths are plain strings: for thousands of small files, pathlib's parsing cost more
         # than the system calls it wraps.
@@ -125,8 +161,11 @@ class _Fetch:
         self.max_bytes = max_bytes
         self.progress = progress
         self.unscanned = new_folder
+        self.space = space
 
     async def attempt(self) -> FetchedFile:
+        if self.space is not None:
+            self.space.check()  # no download starts on a disk short of min_free_space
         if self.unscanned:
             self.unscanned = False  # a failed attempt may leave a .part for the next one
             resume = _Resume(0, None, None)
@@ -137,45 +176,52 @@ class _Fetch:
             adopted = await self._adopt(resume.orphan)
             if adopted is not None:
                 return adopted
-        headers = {}
-        if resume.offset and resume.validator:
-            headers = {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
-        async with self.http.media(self.url, headers) as response:
-            if response.status == 416 and _whole(response, resume.offset):
-                return await self._finish_whole(resume)
-            offset = await self._check_status(response, resume)
-            return await self._receive(response, offset)
+        writer: _PartWriter | None = None
+        while True:
+            async with self.http.media(self.url, _range_headers(resume)) as response:
+                if response.status == 416 and _whole(response, resume):
+                    return await self._finish_whole(resume, writer)
+                span = await self._check_status(response, resume)
+                if writer is None or span.start != writer.size:
+                    writer = await self._start(response, span, resume)
+                fetched = await self._receive(response, span, writer)
+            if fetched is not None:
+                return fetched
+            # The answer ended where its range did, short of the file's end (a CDN that caps
+            # the size of a range): ask for the rest. It made progress, so it costs no retry.
+            resume = _Resume(writer.size, writer.validator, None, writer.content_type, writer.total)
 
-    async def _finish_whole(self, resume: _Resume) -> FetchedFile:
+    async def _finish_whole(self, resume: _Resume, writer: _PartWriter | None) -> FetchedFile:
         """Finish a `.part` that already holds the whole file (killed just before its rename).
 
         The host refused the range because it starts at the end of the file: every byte is
         here, all of one version (each resume was tied to its validator).
         """
-        content_type = resume.content_type
-        name = self.stem + extension_for(self.url, content_type)
-        writer = _PartWriter(self.part, self.meta, resume.offset, resume.validator, content_type)
-        await writer.rehash()
+        if writer is None:
+            writer = _PartWriter(
+                self.part,
+                self.meta,
+                resume.offset,
+                resume.validator,
+                resume.content_type,
+                resume.total,
+                self.space,
+            )
+            await writer.rehash()
+        name = self.stem + extension_for(self.url, writer.content_type, self.role)
         digest = await writer.finish([], f"{self.folder}/{name}")
-        return FetchedFile(self.role, name, self.url, resume.offset, digest, content_type)
+        return FetchedFile(self.role, name, self.url, writer.size, digest, writer.content_type)
 
-    async def _check_status(self, response: MediaResponse, resume: _Resume) -> int:
-        """The offset the body starts at, after checking the answer fits what we asked."""
+    async def _check_status(self, response: MediaResponse, resume: _Resume) -> _Span:
+        """Where the body lies in the file, after checking the answer fits what we asked."""
         status = response.status
-        if status == 206 and resume.offset:
-            match = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-            validator = _validator(response)
-            if match is None or int(match.group(1)) != resume.offset:
-                self._discard()
-                raise RetryableError("the server resumed at the wrong offset", retry_after=0)
-            if validator is not None and validator != resume.validator:
-                self._discard()
-                raise RetryableError("the file changed upstream; starting over", retry_after=0)
-            return resume.offset
-        if status in (200, 206):
+        if status == 206:
+            return self._check_range(response, resume)
+        if status == 200:
             if resume.offset:
                 self._discard()  # Range ignored or the file was replaced: start over
-            return 0
+            length = _content_length(response)
+            return _Span(0, length, length)
         if status == 416:
             self._discard()
             raise RetryableError("the server refused the resume range", retry_after=0)
@@ -188,20 +234,61 @@ class _Fetch:
         why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
         raise HttpStatusError(f"HTTP {status}{why}", status=status)
 
-    async def _receive(self, response: MediaResponse, offset: int) -> FetchedFile:
-        length = response.headers.get("Content-Length")
-        expected = offset + int(length) if length and length.isdigit() else None
-        if expected is not None and expected > self.max_bytes:
-            raise FileTooLarge(f"{expected} bytes is more than max_file_bytes ({self.max_bytes})")
+    def _check_range(self, response: MediaResponse, resume: _Resume) -> _Span:
+        """The span of a 206, if it is the range asked for and fits the file as announced.
+
+        One that does not fails the file and drops its `.part`: a host that sends other
+        bytes than asked cannot be trusted with the rest of them either.
+        """
+        validator = _validator(response)
+        if resume.offset and validator is not None and validator != resume.validator:
+            self._discard()
+            raise RetryableError("the file changed upstream; starting over", retry_after=0)
+        header = response.headers.get("Content-Range", "")
+        span = _read_range(header, resume.offset, resume.total, _content_length(response))
+        guard = resume.validator if resume.offset else validator
+        if isinstance(span, _Span) and span.end != span.total and guard is None:
+            span = f"{header} is part of the file, with no validator to ask for the rest"
+        if isinstance(span, str):
+            self._discard()
+            raise TransferError(f"the host's range answer cannot be trusted: {span}")
+        return span
+
+    async def _start(self, response: MediaResponse, span: _Span, resume: _Resume) -> _PartWriter:
+        """A writer for a body that starts at `span.start`: a new file, or the `.part` resumed."""
         content_type = response.headers.get("Content-Type")
-        name = self.stem + extension_for(self.url, content_type)
-        writer = _PartWriter(self.part, self.meta, offset, _validator(response), content_type)
-        if offset:
+        if span.start:
+            content_type = content_type or resume.content_type
+        refused = declared_document(self.role, content_type)
+        if refused is not None:
+            self._discard()
+            raise TransferError(
+                f"the media host answered with {refused} ({bare_type(content_type)})"
+            )
+        size = span.total if span.total is not None else span.end
+        if size is not None and size > self.max_bytes:
+            self._discard()
+            raise FileTooLarge(f"{size} bytes is more than max_file_bytes ({self.max_bytes})")
+        validator = resume.validator if span.start else _validator(response)
+        writer = _PartWriter(
+            self.part, self.meta, span.start, validator, content_type, span.total, self.space
+        )
+        if span.start:
             await writer.rehash()
+            # A `.part.json` of an older archiver has no total: save the one learned now.
+            writer.meta_due = resume.total is None and span.total is not None
+        return writer
+
+    async def _receive(
+        self, response: MediaResponse, span: _Span, writer: _PartWriter
+    ) -> FetchedFile | None:
+        """Take the body into `writer`; the file once complete, None if the rest is to ask for."""
         # Chunks are kept as the socket gave them and handed to the writer as a list: the body
         # is never copied in memory, which for a large file costs as much as hashing it.
         held: list[bytes] = []
         held_size = 0
+        # Only a type that says nothing has the first bytes looked at; once per file.
+        sniffing = span.start == 0 and needs_sniffing(writer.content_type)
         try:
             async for chunk in response.chunks():
                 held.append(chunk)
@@ -210,9 +297,14 @@ class _Fetch:
                 if writer.size + held_size > self.max_bytes:
                     writer.discard_later = True
                     raise FileTooLarge(f"more than max_file_bytes ({self.max_bytes}) bytes")
+                if sniffing and held_size >= SNIFF_BYTES:
+                    sniffing = False
+                    self._sniff(held, writer)
                 if held_size >= _block_size(writer.size):
                     await writer.append(held)
                     held, held_size = [], 0
+            if sniffing:
+                self._sniff(held, writer)
         except (RetryableError, asyncio.CancelledError):
             # Keep what arrived, so the next attempt (or the next run, after Ctrl-C or
             # SIGTERM) resumes after it.
@@ -220,13 +312,38 @@ class _Fetch:
             raise
         finally:
             await writer.settle()
-        total = writer.size + held_size
-        if expected is not None and total != expected:
+        return await self._complete(span, writer, held, writer.size + held_size)
+
+    async def _complete(
+        self, span: _Span, writer: _PartWriter, held: list[bytes], size: int
+    ) -> FetchedFile | None:
+        """The file, if the body that ended at `size` completes it; None if more is to come."""
+        if span.end is not None and size < span.end:
             await writer.append(held)
             await writer.settle()
-            raise RetryableError(f"the body ended after {total} of {expected} bytes")
+            raise RetryableError(f"the body ended after {size} of {span.end} bytes")
+        if span.end is not None and size > span.end:
+            writer.discard_later = True
+            await writer.settle()
+            raise TransferError(
+                f"the host's range answer cannot be trusted: {size - span.start} bytes "
+                f"where its range had {span.end - span.start}"
+            )
+        if span.total is not None and size < span.total:
+            await writer.append(held)
+            await writer.settle()
+            return None
+        name = self.stem + extension_for(self.url, writer.content_type, self.role)
         digest = await writer.finish(held, f"{self.folder}/{name}")
-        return FetchedFile(self.role, name, self.url, total, digest, content_type)
+        return FetchedFile(self.role, name, self.url, size, digest, writer.content_type)
+
+    def _sniff(self, held: list[bytes], writer: _PartWriter) -> None:
+        """Fail the file if its first bytes are a web page, JSON or XML the role refuses."""
+        head = held[0] if held and len(held[0]) >= SNIFF_BYTES else b"".join(held)
+        refused = sniffed_document(self.role, head[:SNIFF_BYTES])
+        if refused is not None:
+            writer.discard_later = True
+            raise TransferError(f"the media host answered with {refused}")
 
     async def _adopt(self, orphan: str) -> FetchedFile | None:
         """Keep a final file a killed run left unrecorded, if the server confirms it.
@@ -236,7 +353,10 @@ class _Fetch:
         the one on disk. One byte, where fetching the file again would cost all of them.
         """
         path = f"{self.folder}/{orphan}"
-        size = os.stat(path).st_size
+        info = os.lstat(path)
+        if not S_ISREG(info.st_mode):
+            raise _link_error(path) if S_ISLNK(info.st_mode) else _not_a_file(path)
+        size = info.st_size
         if size == 0:
             return None
         async with self.http.media(self.url, {"Range": f"bytes={size - 1}-"}) as response:
@@ -246,7 +366,7 @@ class _Fetch:
                 return None
             content_type = response.headers.get("Content-Type")
             last = await response.head_of_body(2)
-        if orphan != self.stem + extension_for(self.url, content_type):
+        if orphan != self.stem + extension_for(self.url, content_type, self.role):
             return None
         digest = await asyncio.to_thread(_hash_file, path, last)
         if digest is None:
@@ -267,14 +387,21 @@ class _PartWriter:
         offset: int,
         validator: str | None,
         content_type: str | None,
+        total: int | None,
+        space: FreeSpace | None,
     ) -> None:
         self.part = part
         self.meta = meta
         self.size = offset
         self.validator = validator
         self.content_type = content_type
+        self.total = total
+        self.space = space
         self.hasher = hashlib.sha256()
         self.discard_later = False
+        # The `.part.json` is written with the first block of a new `.part` that can be
+        # resumed: without a validator, a `.part` cannot be, and is dropped by the next run.
+        self.meta_due = offset == 0 and validator is not None
         self._pending: asyncio.Future[None] | None = None
         self._meta_on_disk = offset > 0  # a resumed .part has its .part.json
 
@@ -311,22 +438,35 @@ class _PartWriter:
         size = sum(len(c) for c in last)
         self.size += size
         if fresh and size <= INLINE_BYTES:
+            # The check of min_free_space at the start of the download covers these bytes.
             return self._finish_sync(last, final, fresh)
-        return await asyncio.to_thread(self._finish_sync, last, final, fresh)
+        return await asyncio.to_thread(self._finish_sync, last, final, fresh, self.space)
+
+    def _saved(self) -> str:
+        return json.dumps(
+            {"validator": self.validator, "content_type": self.content_type, "total": self.total}
+        )
 
     def _append_sync(self, chunks: list[bytes], first: bool) -> None:
+        if self.space is not None:
+            self.space.check()  # none goes on below min_free_space: one statvfs per block
+        path = self.part
         try:
-            if first and self.validator:
-                saved = {"validator": self.validator, "content_type": self.content_type}
-                _write_meta(self.meta, json.dumps(saved))
-                self._meta_on_disk = True
+            if self.meta_due:
+                path = self.meta
+                _write_meta(self.meta, self._saved())
+                self._meta_on_disk, self.meta_due, path = True, False, self.part
             _write_part(self.part, first, chunks, writeback=True)
         except OSError as exc:
-            raise ArchiveWriteError(f"cannot write {self.part}: {exc.strerror}") from None
+            raise _write_error(path, exc) from exc
         for chunk in chunks:
             self.hasher.update(chunk)
 
-    def _finish_sync(self, last: list[bytes], final: str, fresh: bool) -> str:
+    def _finish_sync(
+        self, last: list[bytes], final: str, fresh: bool, space: FreeSpace | None = None
+    ) -> str:
+        if space is not None and last:
+            space.check()
         try:
             _write_part(self.part, fresh, last)
             for chunk in last:
@@ -337,13 +477,48 @@ class _PartWriter:
         except OSError as exc:
             # The .part keeps what was written before the failure (a full disk): the next
             # run resumes after it, or drops it if it has no validator to resume with.
-            raise ArchiveWriteError(f"cannot write {final}: {exc.strerror}") from None
+            raise _write_error(self.part if exc.errno == errno.ELOOP else final, exc) from exc
         return self.hasher.hexdigest()
 
 
 def _block_size(written: int) -> int:
     """How much to gather before a hop to the writer thread: more as the file proves large."""
     return min(MAX_BLOCK, max(BLOCK, written // 8))
+
+
+def _range_headers(resume: _Resume) -> dict[str, str]:
+    if resume.offset and resume.validator:
+        return {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
+    return {}
+
+
+def _read_range(header: str, asked: int, known: int | None, length: int | None) -> _Span | str:
+    """The span a 206's Content-Range gives, or why it cannot be trusted.
+
+    `asked` is where the range was asked to start (0 for a plain GET); `known`, the file's
+    size as announced before, if it was.
+    """
+    match = CONTENT_RANGE.fullmatch(header)
+    if match is None:
+        return f"Content-Range {header[:60]!r} is not a byte range"
+    first, last = int(match.group(1)), int(match.group(2))
+    total = None if match.group(3) == "*" else int(match.group(3))
+    if first != asked:
+        return f"asked for the bytes from {asked}, got {header}"
+    if last < first or (total is not None and last >= total):
+        return f"{header} is not a range of the file"
+    if total is not None and known is not None and total != known:
+        return f"{header} disagrees with the file's size announced before ({known} bytes)"
+    if total is None and known is None:
+        return f"{header} does not say the file's size"
+    if length is not None and length != last + 1 - first:
+        return f"{header} disagrees with its Content-Length ({length})"
+    return _Span(first, last + 1, known if total is None else total)
+
+
+def _content_length(response: MediaResponse) -> int | None:
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isascii() and length.isdigit() else None
 
 
 def _write_part(part: str, fresh: bool, chunks: list[bytes], *, writeback: bool = False) -> None:
@@ -353,7 +528,7 @@ def _write_part(part: str, fresh: bool, chunks: list[bytes], *, writeback: bool 
     what it already wrote from the page cache: the flush that makes the file durable then
     finds little left to do, and a large download does not crowd the cache.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if fresh else os.O_APPEND)
+    flags = os.O_WRONLY | os.O_CREAT | NOFOLLOW | (os.O_TRUNC if fresh else os.O_APPEND)
     try:
         fd = os.open(part, flags, 0o666)
     except FileNotFoundError:
@@ -381,8 +556,25 @@ def _write_meta(meta: str, text: str) -> None:
 
 
 def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as out:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o666)
+    with open(fd, "w", encoding="utf-8") as out:
         out.write(text)
+
+
+def _read_meta(meta: str) -> dict[str, Any] | None:
+    """What a `.part.json` saved; None if it is missing or unreadable."""
+    try:
+        fd = os.open(meta, os.O_RDONLY | NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(meta) from exc
+        return None
+    try:
+        with open(fd, encoding="utf-8") as source:
+            saved: Any = json.loads(source.read())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def _resume_state(folder: str, stem: str, part: str, meta: str) -> _Resume:
@@ -398,29 +590,34 @@ def _resume_state(folder: str, stem: str, part: str, meta: str) -> _Resume:
     if part_name not in names:
         if meta_name in names:
             # Left by a kill between the rename of a finished file and this file's removal.
+            if S_ISLNK(os.lstat(meta).st_mode):
+                raise _link_error(meta)
             _remove(meta)
         return _Resume(0, None, orphan)
-    validator = content_type = None
-    try:
-        with open(meta, encoding="utf-8") as source:
-            saved: Any = json.loads(source.read())
-        if isinstance(saved, dict) and isinstance(saved.get("validator"), str):
-            validator = saved["validator"]
-            content_type = saved.get("content_type")
-    except (OSError, ValueError):
-        validator = None
-    if validator is None:
+    info = os.lstat(part)
+    if not S_ISREG(info.st_mode):
+        raise _link_error(part) if S_ISLNK(info.st_mode) else _not_a_file(part)
+    saved = _read_meta(meta) or {}
+    validator = saved.get("validator")
+    content_type = saved.get("content_type")
+    total = saved.get("total")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        total = None  # a .part.json of an older archiver: the next 206 tells the total
+    if not isinstance(validator, str) or (total is not None and info.st_size > total):
         _remove(part, meta)  # cannot prove what it holds: start over
         return _Resume(0, None, orphan)
     if not isinstance(content_type, str):
         content_type = None
-    return _Resume(os.stat(part).st_size, validator, None, content_type)
+    return _Resume(info.st_size, validator, None, content_type, total)
 
 
-def _whole(response: MediaResponse, offset: int) -> bool:
-    """Whether a 416 says the file is exactly `offset` bytes long (`bytes */<offset>`)."""
+def _whole(response: MediaResponse, resume: _Resume) -> bool:
+    """Whether a 416 says the file is exactly the `.part`'s length (`bytes */<offset>`)."""
     match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-    return offset > 0 and match is not None and int(match.group(1)) == offset
+    offset = resume.offset
+    if offset == 0 or match is None or int(match.group(1)) != offset:
+        return False
+    return resume.total is None or resume.total == offset
 
 
 def _validator(response: MediaResponse) -> str | None:
@@ -440,8 +637,27 @@ def _remove(*paths: str) -> None:
             os.unlink(path)
 
 
+def _link_error(path: str) -> TransferError:
+    return TransferError(f"{path} is a symbolic link; the archive is never written through one")
+
+
+def _not_a_file(path: str) -> TransferError:
+    return TransferError(f"{path} is not a regular file")
+
+
+def _write_error(path: str, exc: OSError) -> ArchiverError:
+    """A link where a `.part` goes fails its file; anything else (a full disk) stops the run."""
+    if exc.errno == errno.ELOOP:
+        return _link_error(path)
+    return ArchiveWriteError(f"cannot write {path}: {exc.strerror}")
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | NOFOLLOW)
+
+
 def _hash_into(path: str, hasher: Any, size: int) -> None:
-    with open(path, "rb") as source:
+    with open(path, "rb", opener=_nofollow) as source:
         remaining = size
         while remaining > 0:
             block = source.read(min(BLOCK, remaining))
@@ -455,7 +671,7 @@ def _hash_file(path: str, last: bytes) -> str | None:
     """The file's sha256, or None unless its last byte is `last`."""
     hasher = hashlib.sha256()
     tail = b""
-    with open(path, "rb") as source:
+    with open(path, "rb", opener=_nofollow) as source:
         while block := source.read(BLOCK):
             hasher.update(block)
             tail = block[-1:]

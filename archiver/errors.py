@@ -18,6 +18,7 @@ nothing above the HTTP layer, the manifest or the file writer sees them.
     │   ├── FileTooLarge                  larger than `max_file_bytes`
     │   └── UnsafeUrl                     not an http(s) URL
     └── ArchiveWriteError             exit 1: the archive could not be written (disk full, ...)
+        └── DiskSpaceLow                  less free than `min_free_space`: the run stops
 
 A `SourceError` does not name its source: the job that lists the source says which one
 (`chanjing: cannot list: credentials rejected: code 10400 ...`), since sources can share one
@@ -101,6 +102,10 @@ class UnsafeUrl(TransferError):
 
 class ArchiveWriteError(ArchiverError):
     """Writing into the archive failed (disk full, permissions, ...); the run stops."""
+
+
+class DiskSpaceLow(ArchiveWriteError):
+    """The archive's file system has less free than `min_free_space`; the run stops."""
 
 
 class RetryableError(ArchiverError):

@@ -6,7 +6,12 @@ service with an `ApiProfile` and never retry or sleep themselves.
 
 Credentials: API calls carry the headers a source passes (its credential) and never follow a
 redirect, so the credential cannot be carried to another host. Media requests carry no
-configured header at all, and may follow redirects.
+configured header at all, and may follow redirects, to http(s) URLs only.
+
+Every body, media or API answer, is read against a speed floor (`http.low_speed_limit` bytes a
+second over `http.low_speed_time` seconds, as curl's `--speed-limit`/`--speed-time`): a drip
+or a stall is cut and retried instead of holding the run. An API answer is read up to
+`http.max_response_bytes`, and no further.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from archiver.errors import (
     RetryableError,
     TransferError,
 )
-from archiver.limits import BandwidthLimiter
+from archiver.limits import BandwidthLimiter, SpeedFloor, too_slow
 from archiver.retry import RetryPolicy, parse_retry_after
 from archiver.settings import HttpSettings
 
@@ -56,26 +61,33 @@ def describe_network_error(exc: BaseException) -> str:
 class MediaResponse:
     """An open answer from a media host; its body is read with `chunks()`."""
 
-    def __init__(self, response: aiohttp.ClientResponse, bandwidth: BandwidthLimiter) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, bandwidth: BandwidthLimiter, client: HttpClient
+    ) -> None:
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._response = response
         self._bandwidth = bandwidth
+        self._client = client
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, in chunks of whatever size the socket gave.
 
-        A break in the body (reset, cut short, stalled past the read timeout) is raised here
-        as `RetryableError`, so the caller can keep the bytes it already holds for a resume.
+        A break in the body (reset, cut short, stalled past the read timeout, slower than the
+        speed floor) is raised here as `RetryableError`, so the caller can keep the bytes it
+        already holds for a resume.
         """
         content = self._response.content
+        floor = self._client.speed_floor()
         while True:
             try:
                 chunk = await content.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise RetryableError(describe_network_error(exc)) from None
+                raise RetryableError(self._client.describe(exc)) from None
             if not chunk:
                 return
+            if floor is not None:
+                floor.feed(len(chunk))
             await self._bandwidth.consume(len(chunk))
             yield chunk
 
@@ -106,7 +118,7 @@ class HttpClient:
             total=None,
             sock_connect=self.settings.connect_timeout,
             connect=self.settings.connect_timeout,
-            sock_read=self.settings.read_timeout,
+            sock_read=self._read_timeout(),
         )
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
@@ -127,6 +139,29 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _read_timeout(self) -> float:
+        """The longest wait for the next bytes: a read that waits longer than the speed floor's
+        window is a transfer at 0 bytes a second, cut like any other too slow."""
+        settings = self.settings
+        if settings.low_speed_limit > 0:
+            return min(settings.read_timeout, settings.low_speed_time)
+        return settings.read_timeout
+
+    def speed_floor(self) -> SpeedFloor | None:
+        """A new speed floor for one body; None when `low_speed_limit` is 0."""
+        settings = self.settings
+        if settings.low_speed_limit <= 0:
+            return None
+        return SpeedFloor(settings.low_speed_limit, settings.low_speed_time)
+
+    def describe(self, exc: BaseException) -> str:
+        """`describe_network_error`, with a read that outwaited the speed floor told as such."""
+        settings = self.settings
+        stalled = isinstance(exc, aiohttp.ServerTimeoutError) and settings.low_speed_limit > 0
+        if stalled and settings.low_speed_time <= settings.read_timeout:
+            return too_slow(0, settings.low_speed_time)
+        return describe_network_error(exc)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -197,12 +232,13 @@ class HttpClient:
             async with self.session.post(
                 url, json=json_body, data=form, headers=dict(headers), allow_redirects=False
             ) as response:
-                body = await response.read()
                 status = response.status
                 location = response.headers.get("Location", "")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                # Only a success's body is used: the others are not read at all.
+                body = await self._read_answer(response) if 200 <= status < 300 else b""
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableError(describe_network_error(exc)) from None
+            raise RetryableError(self.describe(exc)) from None
         if status in (401, 403):
             raise CredentialsRejected(f"credentials rejected (HTTP {status})")
         if status == 429 or status >= 500 or status == 408:
@@ -223,6 +259,27 @@ class HttpClient:
             raise MalformedResponse("the answer is not a JSON object with a code")
         return doc
 
+    async def _read_answer(self, response: aiohttp.ClientResponse) -> bytearray:
+        """The answer's body, read as it comes, up to `max_response_bytes`.
+
+        A larger answer is an `ApiError` at once, whatever it is (asking again brings the same
+        answer), and memory never holds more than the cap: a Content-Length over it is refused
+        before a byte is read.
+        """
+        cap = self.settings.max_response_bytes
+        if response.content_length is not None and response.content_length > cap:
+            raise ApiError(f"the API answer is larger than http.max_response_bytes ({cap})")
+        body = bytearray()
+        floor = self.speed_floor()
+        content = response.content
+        while chunk := await content.readany():
+            body += chunk
+            if len(body) > cap:
+                raise ApiError(f"the API answer is larger than http.max_response_bytes ({cap})")
+            if floor is not None:
+                floor.feed(len(chunk))
+        return body
+
     @asynccontextmanager
     async def media(
         self, url: str, headers: Mapping[str, str] | None = None
@@ -238,8 +295,17 @@ class HttpClient:
                 auto_decompress=False,
                 read_bufsize=MEDIA_READ_BUFFER,
             ) as response:
-                yield MediaResponse(response, self._bandwidth)
+                yield MediaResponse(response, self._bandwidth, self)
+        except aiohttp.NonHttpUrlRedirectClientError as exc:
+            # `file:`, `ftp:`, `data:`, `javascript:`: never fetched, and asking again will
+            # not change where the host sends us. Only the scheme is told: the rest of the
+            # URL may carry a signature.
+            scheme = str(exc.args[0] if exc.args else "").split(":", 1)[0][:20]
+            told = f" ({scheme}:)" if scheme.isascii() and scheme.isalnum() else ""
+            raise TransferError(f"redirected to a non-http URL{told}") from None
+        except aiohttp.InvalidUrlRedirectClientError:
+            raise TransferError("redirected to an invalid URL") from None
         except (aiohttp.InvalidURL, aiohttp.TooManyRedirects) as exc:
             raise TransferError(f"cannot follow the URL: {type(exc).__name__}") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableError(describe_network_error(exc)) from None
+            raise RetryableError(self.describe(exc)) from None

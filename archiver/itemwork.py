@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from archiver.download import download_file
 from archiver.errors import TransferError
+from archiver.freespace import FreeSpace
 from archiver.http import HttpClient
 from archiver.manifest import FileRow, utc_now
 from archiver.paths import file_stem, within
@@ -46,6 +47,7 @@ class ItemLimits:
 
     root: str  # the archive folder
     max_file_bytes: int
+    space: FreeSpace | None = None  # min_free_space, checked per file and per block written
 
 
 async def archive_item(
@@ -83,6 +85,7 @@ async def archive_item(
                 max_bytes=limits.max_file_bytes,
                 progress=received,
                 new_folder=new_folder,
+                space=limits.space,
             )
         except TransferError as exc:
             failures.append((ref.role, str(exc)))

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from archiver.durable import BatchCommitter
 from archiver.errors import ArchiverError, ArchiveWriteError, SourceError
+from archiver.freespace import FreeSpace
 from archiver.http import HttpClient
 from archiver.itemwork import ItemLimits, ItemTask, archive_item
 from archiver.manifest import (
@@ -94,11 +95,20 @@ class ArchiveJob:
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
+        self.space = FreeSpace(str(self.root), config.min_free_space)
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
         """Archive everything new from `sources`; returns the run's statistics."""
         for cfg in sources:
             self.stats.source(cfg.name)
+        if not self.dry_run:
+            try:
+                # Short of min_free_space: first the run's own `.part` files go, else it stops.
+                self.space.make_room(cfg.name for cfg in self.config.sources)
+            except ArchiveWriteError as exc:
+                self.stats.fatal = str(exc)
+                self.stats.duration = time.monotonic() - self.stats.started
+                return self.stats
         queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(
             QUEUE_PER_WORKER * self.config.concurrency
         )
@@ -354,7 +364,9 @@ class ArchiveJob:
     # Downloading
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
-        limits = ItemLimits(root=str(self.root), max_file_bytes=self.config.max_file_bytes)
+        limits = ItemLimits(
+            root=str(self.root), max_file_bytes=self.config.max_file_bytes, space=self.space
+        )
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)
 

@@ -1,4 +1,5 @@
-"""Named limits on how fast we ask: requests a second, and bytes a second.
+"""Named limits on how fast we ask: requests a second, and bytes a second; and the slowest
+transfer we wait for.
 
 `RequestRateLimiter` keeps a sliding log of send times so that no window of one second ever
 holds more than `rate` requests; a token bucket would allow a burst of twice that across a
@@ -11,6 +12,8 @@ import asyncio
 import math
 import time
 from collections import deque
+
+from archiver.errors import RetryableError
 
 
 class RequestRateLimiter:
@@ -64,3 +67,50 @@ class BandwidthLimiter:
             self._allowance -= amount
             if self._allowance < 0:
                 await asyncio.sleep(-self._allowance / self.rate)
+
+
+class SpeedFloor:
+    """Cuts a transfer slower than `limit` bytes a second over the last `window` seconds.
+
+    curl's `--speed-limit`/`--speed-time`. `feed` runs once per chunk received, so it costs a
+    clock read and a comparison; the window is kept as a few (time, bytes so far) marks, taken
+    at most `MARKS` times per window. A transfer that sends nothing at all never calls `feed`:
+    the read timeout (no longer than `window`) cuts that one.
+    """
+
+    MARKS = 8
+
+    __slots__ = ("_marks", "_next", "_step", "limit", "total", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        now = time.monotonic()
+        self.limit = limit
+        self.window = window
+        self.total = 0
+        self._marks: deque[tuple[float, int]] = deque([(now, 0)])
+        self._step = window / self.MARKS
+        self._next = now + self._step
+
+    def feed(self, count: int) -> None:
+        """Count `count` bytes just received; raises `RetryableError` if the pace is too slow."""
+        self.total += count
+        now = time.monotonic()
+        if now >= self._next:
+            self._check(now)
+
+    def _check(self, now: float) -> None:
+        marks = self._marks
+        marks.append((now, self.total))
+        horizon = now - self.window
+        while len(marks) > 1 and marks[1][0] <= horizon:
+            marks.popleft()
+        since, before = marks[0]
+        span = now - since
+        if span >= self.window and self.total - before < self.limit * span:
+            raise RetryableError(too_slow((self.total - before) / span, self.window))
+        self._next = now + self._step
+
+
+def too_slow(rate: float, window: float) -> str:
+    """The reason a transfer was cut: `too slow: 12 B/s over 60 s`."""
+    return f"too slow: {rate:.0f} B/s over {window:g} s"

@@ -8,12 +8,12 @@ they are and percent-encodes anything else reversibly (`..` becomes `%2E.`, `a/b
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from archiver.mediatype import allowed_extensions, bare_type
 from archiver.records import ArchiveItem, MediaRef
 
 PLAIN = re.compile(r"[A-Za-z0-9_.\-]")
@@ -21,17 +21,22 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 MAX_NAME = 120
 EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
 
-# What mimetypes gets wrong or does not know, for the types these services serve.
+# The types these services serve; an extension is only ever taken from a role's allow-list.
 CONTENT_TYPE_EXTENSIONS = {
     "video/mp4": ".mp4",
     "video/quicktime": ".mov",
     "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-m4v": ".m4v",
     "image/jpeg": ".jpg",
     "image/jpg": ".jpg",
+    "image/pjpeg": ".jpg",
     "image/png": ".png",
     "image/webp": ".webp",
     "image/gif": ".gif",
-    "audio/mpeg": ".mp3",
+    "image/avif": ".avif",
+    "application/json": ".json",
+    "text/json": ".json",
 }
 
 
@@ -88,8 +93,21 @@ def file_stem(ref: MediaRef) -> str:
     return f"{ref.role}.v{safe_name(ref.version)}"
 
 
-def extension_for(url: str, content_type: str | None) -> str:
-    """The file extension: from the URL path, else the Content-Type, else `.bin`."""
+def extension_for(url: str, content_type: str | None, role: str) -> str:
+    """The file extension: from the URL path, else the Content-Type, if `role` allows it.
+
+    Anything else is `.bin`: a name the archive writes never makes a browser or a shell run
+    what a host sent (`.html`, `.svg`, `.sh`).
+    """
+    allowed = allowed_extensions(role)
+    ext = _url_extension(url)
+    if ext in allowed:
+        return ext
+    ext = CONTENT_TYPE_EXTENSIONS.get(bare_type(content_type), "")
+    return ext if ext in allowed else ".bin"
+
+
+def _url_extension(url: str) -> str:
     if "?" in url or "#" in url or "%" in url:
         path = unquote(urlsplit(url).path)
     else:  # the usual plain URL: its path is what follows the host, as urlsplit has it
@@ -97,14 +115,7 @@ def extension_for(url: str, content_type: str | None) -> str:
         slash = url.find("/", host + 2) if host >= 0 else -1
         path = url[slash:] if slash >= 0 else ""
     match = EXTENSION.search(path.rsplit("/", 1)[-1])
-    if match:
-        return "." + match.group(1).lower()
-    if content_type:
-        kind = content_type.split(";", 1)[0].strip().lower()
-        known = CONTENT_TYPE_EXTENSIONS.get(kind) or mimetypes.guess_extension(kind)
-        if known:
-            return known
-    return ".bin"
+    return "." + match.group(1).lower() if match else ""
 
 
 def inside(root: Path, relative: PurePosixPath | str) -> Path:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from archiver.errors import ArchiverError, MalformedResponse
 from archiver.http import HttpClient
+from archiver.mediatype import allowed_extensions
 from archiver.paths import (
     extension_for,
     file_stem,
@@ -47,6 +48,7 @@ CHARS = (
     st.characters() | st.characters(codec=None, categories=["Cs"]) | st.sampled_from("/\\:.\0%~")
 )
 TEXT = st.text(CHARS, max_size=40)
+ROLES = ["video", "cover", "preview", "thumb", "subtitles", "output-1"]
 SCALARS = (
     st.none()
     | st.booleans()
@@ -108,7 +110,7 @@ def _check_paths(item: ArchiveItem) -> None:
             assert not set(part) & set("/\\:\0")
         assert inside(root, folder).resolve().is_relative_to(root)
         for ref in item.media:
-            name = file_stem(ref) + extension_for(ref.url, None)
+            name = file_stem(ref) + extension_for(ref.url, None, ref.role)
             assert "/" not in name and "\0" not in name and not name.startswith(".")
             assert (inside(root, folder) / name).resolve().parent == inside(root, folder)
 
@@ -183,13 +185,12 @@ def test_any_creation_time_is_a_date_or_none(value: Any) -> None:
 
 
 @EXAMPLES
-@given(st.text(CHARS), st.text(CHARS) | st.none())
-def test_any_url_and_content_type_give_a_plain_extension(
-    url: str, content_type: str | None
+@given(st.text(CHARS), st.text(CHARS) | st.none(), st.sampled_from(ROLES))
+def test_any_url_and_content_type_give_an_allowed_extension(
+    url: str, content_type: str | None, role: str
 ) -> None:
-    ext = extension_for(url, content_type)
-    assert ext.startswith(".") and 2 <= len(ext) <= 11
-    assert not set(ext[1:]) & set("/\\:\0.")
+    ext = extension_for(url, content_type, role)
+    assert ext in allowed_extensions(role) | {".bin"}
 
 
 @given(
@@ -207,10 +208,10 @@ def test_the_extension_of_a_plain_url_is_the_one_urlsplit_gives(
     # extension_for skips urlsplit for URLs without ?, # or %: it must not change the answer.
     # An empty query sends the same URL down the urlsplit path.
     try:
-        expected = extension_for(url + "?", content_type)
+        expected = extension_for(url + "?", content_type, "cover")
     except ValueError:  # urlsplit refuses it (media_url rejects it before any download)
         assume(False)
-    assert extension_for(url, content_type) == expected
+    assert extension_for(url, content_type, "cover") == expected
 
 
 @settings(

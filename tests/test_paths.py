@@ -38,19 +38,38 @@ def test_long_names_are_shortened_with_a_digest() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "content_type", "ext"),
+    ("role", "url", "content_type", "ext"),
     [
-        ("https://h/a/b.mp4", None, ".mp4"),
-        ("https://h/a/b.MP4?v=2", "image/png", ".mp4"),
-        ("https://h/a/noext", "image/jpeg", ".jpg"),
-        ("https://h/a/noext", "video/mp4; charset=x", ".mp4"),
-        ("https://h/a/noext", None, ".bin"),
-        ("https://h/a/noext", "application/x-unknown-thing", ".bin"),
-        ("https://h/a/b.tar.gz", None, ".gz"),
+        ("video", "https://h/a/b.mp4", None, ".mp4"),
+        ("video", "https://h/a/b.MP4?v=2", "image/png", ".mp4"),
+        ("cover", "https://h/a/noext", "image/jpeg", ".jpg"),
+        ("video", "https://h/a/noext", "video/mp4; charset=x", ".mp4"),
+        ("video", "https://h/a/noext", None, ".bin"),
+        ("video", "https://h/a/noext", "application/x-unknown-thing", ".bin"),
+        ("video", "https://h/a/b.tar.gz", None, ".bin"),
+        # Off the role's allow-list, from the URL or the type: never written as such.
+        ("cover", "https://h/a/login.html", "text/html", ".bin"),
+        ("cover", "https://h/a/logo.svg", "image/svg+xml", ".bin"),
+        ("video", "https://h/a/run.sh", None, ".bin"),
+        ("cover", "https://h/a/b.mp4", None, ".bin"),
+        ("video", "https://h/a/b.jpg", None, ".bin"),
+        # The URL's extension is not allowed, the type's is.
+        ("cover", "https://h/a/image.php?id=3", "image/webp", ".webp"),
+        ("preview", "https://h/a/b.JPEG", None, ".jpeg"),
+        ("thumb", "https://h/a/b.avif", None, ".avif"),
+        ("video", "https://h/a/b", "video/x-matroska", ".mkv"),
+        ("subtitles", "https://h/a/subs", "application/json", ".json"),
+        ("subtitles", "https://h/a/subs.srt", None, ".bin"),
+        # A role no source names yet may be a picture or a video.
+        ("output-1", "https://h/a/b.mp4", None, ".mp4"),
+        ("output-2", "https://h/a/b.png", None, ".png"),
+        ("output-2", "https://h/a/b.html", None, ".bin"),
     ],
 )
-def test_extension_from_url_then_content_type(url: str, content_type: str | None, ext: str) -> None:
-    assert extension_for(url, content_type) == ext
+def test_extension_from_url_then_content_type_within_the_roles_allow_list(
+    role: str, url: str, content_type: str | None, ext: str
+) -> None:
+    assert extension_for(url, content_type, role) == ext
 
 
 def test_item_folders() -> None:

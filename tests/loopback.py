@@ -9,7 +9,6 @@ a drip, a stall), never a patched function.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable
@@ -55,7 +54,6 @@ class Host:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.seen: list[Seen] = []
-        self.closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -84,7 +82,6 @@ class Host:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -95,11 +92,6 @@ class Host:
             Seen(request.method, request.path, headers.get("Range"), headers.get("If-Range"))
         )
         return await self.handler(request, count)
-
-    async def stall(self) -> None:
-        """Wait until the host closes (a connection that sends nothing more)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), 30)
 
 
 async def send(

@@ -15,34 +15,20 @@ CDN that caps range sizes) is continued from where it ended, in the same attempt
 progress. A 206 that cannot be trusted fails the file and drops its `.part`. A picture or video
 role answered with a web page, JSON or XML fails too (`archiver.mediatype`).
 
-Nothing here is opened through a symlink (`O_NOFOLLOW`): a link planted as `video.part` fails
-that file, naming it, instead of having the run write where it points.
-
-Disk work happens in a worker thread, one hop per block of `BLOCK` bytes, so the event loop
-never waits on the disk for a large file and never pays a thread hop per network chunk. A
-body of at most `INLINE_BYTES` is written, hashed and renamed right on the event loop: those
-few system calls cost less than the hop to a thread and back, which for thousands of small
-files was most of a run's time.
+The `.part` file itself, its disk work and its `.part.json`, is `archiver.partfile`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
-from typing import Any
 
 from archiver.errors import (
-    ArchiverError,
-    ArchiveWriteError,
     FileTooLarge,
     HttpStatusError,
     RetryableError,
@@ -58,22 +44,25 @@ from archiver.mediatype import (
     needs_sniffing,
     sniffed_document,
 )
+from archiver.partfile import (
+    BLOCK,
+    PartWriter,
+    Resume,
+    hash_file,
+    link_error,
+    not_a_file,
+    remove,
+    resume_state,
+)
 from archiver.paths import extension_for
 from archiver.retry import parse_retry_after
 from archiver.sources.fields import media_url
 
-# Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
-# hops that they cost nothing next to the network.
-BLOCK = 1 << 18
-MAX_BLOCK = 1 << 22
-INLINE_BYTES = 64 * 1024
-_FADVISE = getattr(os, "posix_fadvise", None)  # not on macOS
+MAX_BLOCK = 1 << 22  # the most gathered in memory before a write, for a large file
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
 FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 451})
-# Never through a link: a planted `video.part` must not make the run write where it points.
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +75,6 @@ class FetchedFile:
     bytes: int
     sha256: str
     content_type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Resume:
-    offset: int
-    validator: str | None
-    orphan: str | None  # a final file of this stem that the manifest does not know
-    content_type: str | None = None  # what the host said the file is, when the part began
-    total: int | None = None  # the file's size, as the host announced it when the part began
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,15 +148,15 @@ class _Fetch:
             self.space.check()  # no download starts on a disk short of min_free_space
         if self.unscanned:
             self.unscanned = False  # a failed attempt may leave a .part for the next one
-            resume = _Resume(0, None, None)
+            resume = Resume(0, None, None)
         else:
             # A few stat calls on the event loop cost less than a thread hop to make them.
-            resume = _resume_state(self.folder, self.stem, self.part, self.meta)
+            resume = resume_state(self.folder, self.stem, self.part, self.meta)
         if resume.orphan is not None:
             adopted = await self._adopt(resume.orphan)
             if adopted is not None:
                 return adopted
-        writer: _PartWriter | None = None
+        writer: PartWriter | None = None
         while True:
             async with self.http.media(self.url, _range_headers(resume)) as response:
                 if response.status == 416 and _whole(response, resume):
@@ -189,16 +169,16 @@ class _Fetch:
                 return fetched
             # The answer ended where its range did, short of the file's end (a CDN that caps
             # the size of a range): ask for the rest. It made progress, so it costs no retry.
-            resume = _Resume(writer.size, writer.validator, None, writer.content_type, writer.total)
+            resume = Resume(writer.size, writer.validator, None, writer.content_type, writer.total)
 
-    async def _finish_whole(self, resume: _Resume, writer: _PartWriter | None) -> FetchedFile:
+    async def _finish_whole(self, resume: Resume, writer: PartWriter | None) -> FetchedFile:
         """Finish a `.part` that already holds the whole file (killed just before its rename).
 
         The host refused the range because it starts at the end of the file: every byte is
         here, all of one version (each resume was tied to its validator).
         """
         if writer is None:
-            writer = _PartWriter(
+            writer = PartWriter(
                 self.part,
                 self.meta,
                 resume.offset,
@@ -212,7 +192,7 @@ class _Fetch:
         digest = await writer.finish([], f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, writer.size, digest, writer.content_type)
 
-    async def _check_status(self, response: MediaResponse, resume: _Resume) -> _Span:
+    async def _check_status(self, response: MediaResponse, resume: Resume) -> _Span:
         """Where the body lies in the file, after checking the answer fits what we asked."""
         status = response.status
         if status == 206:
@@ -234,7 +214,7 @@ class _Fetch:
         why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
         raise HttpStatusError(f"HTTP {status}{why}", status=status)
 
-    def _check_range(self, response: MediaResponse, resume: _Resume) -> _Span:
+    def _check_range(self, response: MediaResponse, resume: Resume) -> _Span:
         """The span of a 206, if it is the range asked for and fits the file as announced.
 
         One that does not fails the file and drops its `.part`: a host that sends other
@@ -254,7 +234,7 @@ class _Fetch:
             raise TransferError(f"the host's range answer cannot be trusted: {span}")
         return span
 
-    async def _start(self, response: MediaResponse, span: _Span, resume: _Resume) -> _PartWriter:
+    async def _start(self, response: MediaResponse, span: _Span, resume: Resume) -> PartWriter:
         """A writer for a body that starts at `span.start`: a new file, or the `.part` resumed."""
         content_type = response.headers.get("Content-Type")
         if span.start:
@@ -270,7 +250,7 @@ class _Fetch:
             self._discard()
             raise FileTooLarge(f"{size} bytes is more than max_file_bytes ({self.max_bytes})")
         validator = resume.validator if span.start else _validator(response)
-        writer = _PartWriter(
+        writer = PartWriter(
             self.part, self.meta, span.start, validator, content_type, span.total, self.space
         )
         if span.start:
@@ -280,7 +260,7 @@ class _Fetch:
         return writer
 
     async def _receive(
-        self, response: MediaResponse, span: _Span, writer: _PartWriter
+        self, response: MediaResponse, span: _Span, writer: PartWriter
     ) -> FetchedFile | None:
         """Take the body into `writer`; the file once complete, None if the rest is to ask for."""
         # Chunks are kept as the socket gave them and handed to the writer as a list: the body
@@ -315,7 +295,7 @@ class _Fetch:
         return await self._complete(span, writer, held, writer.size + held_size)
 
     async def _complete(
-        self, span: _Span, writer: _PartWriter, held: list[bytes], size: int
+        self, span: _Span, writer: PartWriter, held: list[bytes], size: int
     ) -> FetchedFile | None:
         """The file, if the body that ended at `size` completes it; None if more is to come."""
         if span.end is not None and size < span.end:
@@ -337,7 +317,7 @@ class _Fetch:
         digest = await writer.finish(held, f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, size, digest, writer.content_type)
 
-    def _sniff(self, held: list[bytes], writer: _PartWriter) -> None:
+    def _sniff(self, held: list[bytes], writer: PartWriter) -> None:
         """Fail the file if its first bytes are a web page, JSON or XML the role refuses."""
         head = held[0] if held and len(held[0]) >= SNIFF_BYTES else b"".join(held)
         refused = sniffed_document(self.role, head[:SNIFF_BYTES])
@@ -355,7 +335,7 @@ class _Fetch:
         path = f"{self.folder}/{orphan}"
         info = os.lstat(path)
         if not S_ISREG(info.st_mode):
-            raise _link_error(path) if S_ISLNK(info.st_mode) else _not_a_file(path)
+            raise link_error(path) if S_ISLNK(info.st_mode) else not_a_file(path)
         size = info.st_size
         if size == 0:
             return None
@@ -368,117 +348,13 @@ class _Fetch:
             last = await response.head_of_body(2)
         if orphan != self.stem + extension_for(self.url, content_type, self.role):
             return None
-        digest = await asyncio.to_thread(_hash_file, path, last)
+        digest = await asyncio.to_thread(hash_file, path, last)
         if digest is None:
             return None
         return FetchedFile(self.role, orphan, self.url, size, digest, content_type)
 
     def _discard(self) -> None:
-        _remove(self.part, self.meta)
-
-
-class _PartWriter:
-    """Appends blocks to a `.part` file and hashes them, in a worker thread."""
-
-    def __init__(
-        self,
-        part: str,
-        meta: str,
-        offset: int,
-        validator: str | None,
-        content_type: str | None,
-        total: int | None,
-        space: FreeSpace | None,
-    ) -> None:
-        self.part = part
-        self.meta = meta
-        self.size = offset
-        self.validator = validator
-        self.content_type = content_type
-        self.total = total
-        self.space = space
-        self.hasher = hashlib.sha256()
-        self.discard_later = False
-        # The `.part.json` is written with the first block of a new `.part` that can be
-        # resumed: without a validator, a `.part` cannot be, and is dropped by the next run.
-        self.meta_due = offset == 0 and validator is not None
-        self._pending: asyncio.Future[None] | None = None
-        self._meta_on_disk = offset > 0  # a resumed .part has its .part.json
-
-    async def rehash(self) -> None:
-        """Hash the bytes already in the `.part` (a resumed download)."""
-        await asyncio.to_thread(_hash_into, self.part, self.hasher, self.size)
-
-    async def append(self, chunks: list[bytes]) -> None:
-        """Start writing `chunks`; the previous block's write is awaited first."""
-        if not chunks:
-            return
-        await self.settle()
-        first = self.size == 0
-        self.size += sum(len(c) for c in chunks)
-        self._pending = asyncio.ensure_future(asyncio.to_thread(self._append_sync, chunks, first))
-
-    async def settle(self) -> None:
-        """Wait for the write in flight, if any.
-
-        Shielded, and forgotten only once done: a download cancelled here (Ctrl-C, another
-        worker's fatal error) must still wait for it before writing another block, or two
-        threads would append at once and interleave their bytes.
-        """
-        if self._pending is not None:
-            await asyncio.shield(self._pending)
-            self._pending = None
-        if self.discard_later:
-            await asyncio.to_thread(_remove, self.part, self.meta)
-
-    async def finish(self, last: list[bytes], final: str) -> str:
-        """Write the last chunks, rename to `final` and return the sha256."""
-        await self.settle()
-        fresh = self.size == 0
-        size = sum(len(c) for c in last)
-        self.size += size
-        if fresh and size <= INLINE_BYTES:
-            # The check of min_free_space at the start of the download covers these bytes.
-            return self._finish_sync(last, final, fresh)
-        return await asyncio.to_thread(self._finish_sync, last, final, fresh, self.space)
-
-    def _saved(self) -> str:
-        return json.dumps(
-            {"validator": self.validator, "content_type": self.content_type, "total": self.total}
-        )
-
-    def _append_sync(self, chunks: list[bytes], first: bool) -> None:
-        if self.space is not None:
-            self.space.check()  # none goes on below min_free_space: one statvfs per block
-        path = self.part
-        try:
-            if self.meta_due:
-                path = self.meta
-                _write_meta(self.meta, self._saved())
-                self._meta_on_disk, self.meta_due, path = True, False, self.part
-            _write_part(self.part, first, chunks, writeback=True)
-        except OSError as exc:
-            raise _write_error(path, exc) from exc
-        for chunk in chunks:
-            self.hasher.update(chunk)
-
-    def _finish_sync(
-        self, last: list[bytes], final: str, fresh: bool, space: FreeSpace | None = None
-    ) -> str:
-        if space is not None and last:
-            space.check()
-        try:
-            _write_part(self.part, fresh, last)
-            for chunk in last:
-                self.hasher.update(chunk)
-            os.replace(self.part, final)
-            if self._meta_on_disk:
-                _remove(self.meta)
-        except OSError as exc:
-            # The .part keeps what was written before the failure (a full disk): the next
-            # run resumes after it, or drops it if it has no validator to resume with.
-            raise _write_error(self.part if exc.errno == errno.ELOOP else final, exc) from exc
-        return self.hasher.hexdigest()
+        remove(self.part, self.meta)
 
 
 def _block_size(written: int) -> int:
@@ -486,7 +362,7 @@ def _block_size(written: int) -> int:
     return min(MAX_BLOCK, max(BLOCK, written // 8))
 
 
-def _range_headers(resume: _Resume) -> dict[str, str]:
+def _range_headers(resume: Resume) -> dict[str, str]:
     if resume.offset and resume.validator:
         return {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
     return {}
@@ -521,97 +397,7 @@ def _content_length(response: MediaResponse) -> int | None:
     return int(length) if length and length.isascii() and length.isdigit() else None
 
 
-def _write_part(part: str, fresh: bool, chunks: list[bytes], *, writeback: bool = False) -> None:
-    """Write `chunks` to a new `.part` (`fresh`) or append them; the folder is made if missing.
-
-    With `writeback`, the kernel is told to start writing the file to disk now, and to drop
-    what it already wrote from the page cache: the flush that makes the file durable then
-    finds little left to do, and a large download does not crowd the cache.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | NOFOLLOW | (os.O_TRUNC if fresh else os.O_APPEND)
-    try:
-        fd = os.open(part, flags, 0o666)
-    except FileNotFoundError:
-        if not fresh:
-            raise
-        os.makedirs(os.path.dirname(part), exist_ok=True)  # the item's first file
-        fd = os.open(part, flags, 0o666)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-        if writeback and _FADVISE is not None:
-            _FADVISE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def _write_meta(meta: str, text: str) -> None:
-    try:
-        _write_text(meta, text)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(meta), exist_ok=True)
-        _write_text(meta, text)
-
-
-def _write_text(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o666)
-    with open(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-
-
-def _read_meta(meta: str) -> dict[str, Any] | None:
-    """What a `.part.json` saved; None if it is missing or unreadable."""
-    try:
-        fd = os.open(meta, os.O_RDONLY | NOFOLLOW)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _link_error(meta) from exc
-        return None
-    try:
-        with open(fd, encoding="utf-8") as source:
-            saved: Any = json.loads(source.read())
-    except (OSError, ValueError):
-        return None
-    return saved if isinstance(saved, dict) else None
-
-
-def _resume_state(folder: str, stem: str, part: str, meta: str) -> _Resume:
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return _Resume(0, None, None)
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from None
-    final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
-    part_name, meta_name = os.path.basename(part), os.path.basename(meta)
-    orphan = next((n for n in names if final.fullmatch(n) and n != part_name), None)
-    if part_name not in names:
-        if meta_name in names:
-            # Left by a kill between the rename of a finished file and this file's removal.
-            if S_ISLNK(os.lstat(meta).st_mode):
-                raise _link_error(meta)
-            _remove(meta)
-        return _Resume(0, None, orphan)
-    info = os.lstat(part)
-    if not S_ISREG(info.st_mode):
-        raise _link_error(part) if S_ISLNK(info.st_mode) else _not_a_file(part)
-    saved = _read_meta(meta) or {}
-    validator = saved.get("validator")
-    content_type = saved.get("content_type")
-    total = saved.get("total")
-    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        total = None  # a .part.json of an older archiver: the next 206 tells the total
-    if not isinstance(validator, str) or (total is not None and info.st_size > total):
-        _remove(part, meta)  # cannot prove what it holds: start over
-        return _Resume(0, None, orphan)
-    if not isinstance(content_type, str):
-        content_type = None
-    return _Resume(info.st_size, validator, None, content_type, total)
-
-
-def _whole(response: MediaResponse, resume: _Resume) -> bool:
+def _whole(response: MediaResponse, resume: Resume) -> bool:
     """Whether a 416 says the file is exactly the `.part`'s length (`bytes */<offset>`)."""
     match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
     offset = resume.offset
@@ -629,50 +415,3 @@ def _validator(response: MediaResponse) -> str | None:
 
 def _retry_after(response: MediaResponse) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"))
-
-
-def _remove(*paths: str) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
-def _link_error(path: str) -> TransferError:
-    return TransferError(f"{path} is a symbolic link; the archive is never written through one")
-
-
-def _not_a_file(path: str) -> TransferError:
-    return TransferError(f"{path} is not a regular file")
-
-
-def _write_error(path: str, exc: OSError) -> ArchiverError:
-    """A link where a `.part` goes fails its file; anything else (a full disk) stops the run."""
-    if exc.errno == errno.ELOOP:
-        return _link_error(path)
-    return ArchiveWriteError(f"cannot write {path}: {exc.strerror}")
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | NOFOLLOW)
-
-
-def _hash_into(path: str, hasher: Any, size: int) -> None:
-    with open(path, "rb", opener=_nofollow) as source:
-        remaining = size
-        while remaining > 0:
-            block = source.read(min(BLOCK, remaining))
-            if not block:
-                raise RetryableError("the .part file shrank while resuming", retry_after=0)
-            hasher.update(block)
-            remaining -= len(block)
-
-
-def _hash_file(path: str, last: bytes) -> str | None:
-    """The file's sha256, or None unless its last byte is `last`."""
-    hasher = hashlib.sha256()
-    tail = b""
-    with open(path, "rb", opener=_nofollow) as source:
-        while block := source.read(BLOCK):
-            hasher.update(block)
-            tail = block[-1:]
-    return hasher.hexdigest() if tail == last else None

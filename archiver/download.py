@@ -157,8 +157,11 @@ class _Fetch:
             if adopted is not None:
                 return adopted
         writer: PartWriter | None = None
+        # One speed floor for every request of the attempt: ranges that each come quickly
+        # enough, but with long waits between them, are as slow as one drip.
+        floor = self.http.speed_floor()
         while True:
-            async with self.http.media(self.url, _range_headers(resume)) as response:
+            async with self.http.media(self.url, _range_headers(resume), floor=floor) as response:
                 if response.status == 416 and _whole(response, resume):
                     return await self._finish_whole(resume, writer)
                 span = await self._check_status(response, resume)

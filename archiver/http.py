@@ -62,13 +62,18 @@ class MediaResponse:
     """An open answer from a media host; its body is read with `chunks()`."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, bandwidth: BandwidthLimiter, client: HttpClient
+        self,
+        response: aiohttp.ClientResponse,
+        bandwidth: BandwidthLimiter,
+        client: HttpClient,
+        floor: SpeedFloor | None,
     ) -> None:
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._response = response
         self._bandwidth = bandwidth
         self._client = client
+        self._floor = floor
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, in chunks of whatever size the socket gave.
@@ -78,7 +83,7 @@ class MediaResponse:
         already holds for a resume.
         """
         content = self._response.content
-        floor = self._client.speed_floor()
+        floor = self._floor
         while True:
             try:
                 chunk = await content.readany()
@@ -282,9 +287,20 @@ class HttpClient:
 
     @asynccontextmanager
     async def media(
-        self, url: str, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        floor: SpeedFloor | None = None,
     ) -> AsyncIterator[MediaResponse]:
-        """GET a media URL (one attempt). Transport failures become `RetryableError`."""
+        """GET a media URL (one request). Transport failures become `RetryableError`.
+
+        The body is held to `floor`, or to a speed floor of its own: a download that takes
+        several requests passes one floor to them all, so that many small answers slow to
+        come are cut like one slow answer.
+        """
+        if floor is None:
+            floor = self.speed_floor()
         request_headers = {"Accept-Encoding": "identity", **(headers or {})}
         try:
             async with self.session.get(
@@ -295,7 +311,7 @@ class HttpClient:
                 auto_decompress=False,
                 read_bufsize=MEDIA_READ_BUFFER,
             ) as response:
-                yield MediaResponse(response, self._bandwidth, self)
+                yield MediaResponse(response, self._bandwidth, self, floor)
         except aiohttp.NonHttpUrlRedirectClientError as exc:
             # `file:`, `ftp:`, `data:`, `javascript:`: never fetched, and asking again will
             # not change where the host sends us. Only the scheme is told: the rest of the

@@ -144,6 +144,7 @@ class Origin:
     `content_range`: what the first 206 says, whatever was asked (a wrong range, total).
     `plain_206`: a plain GET is answered with this Content-Range and its bytes.
     `honour_if_range`: False sends the range asked for even if the file changed since.
+    `pause`: seconds each range answer waits before it begins.
     """
 
     body: bytes
@@ -154,6 +155,7 @@ class Origin:
     content_range: str | None = None
     plain_206: str | None = None
     honour_if_range: bool = True
+    pause: float = 0.0
     answered: list[int] = field(default_factory=list)  # the status of each answer
 
     async def __call__(self, request: web.Request, count: int) -> web.StreamResponse:
@@ -178,6 +180,7 @@ class Origin:
             headers["Content-Range"] = f"bytes */{size}"
             self.answered.append(416)
             return web.Response(status=416, headers=headers)
+        await asyncio.sleep(self.pause)
         end = size if self.cap is None else min(size, start + self.cap)
         headers["Content-Range"] = self.content_range or f"bytes {start}-{end - 1}/{size}"
         self.content_range = None  # once

@@ -25,7 +25,7 @@ from archiver.download import download_file
 from archiver.errors import ApiError, TransferError
 from archiver.standin import DatasetSpec, Fault, StandIn
 from tests.conftest import StandInFactory
-from tests.loopback import RANGE, Host, client, send
+from tests.loopback import RANGE, Host, Origin, client, send
 from tests.support import assert_archive_exact, config_dict, run_cli, write_config
 
 BODY = random.Random(20).randbytes(8192)
@@ -109,6 +109,21 @@ async def test_a_body_that_stops_coming_is_cut_after_low_speed_time(tmp_path: Pa
             await _fetch(host, tmp_path, retries=1, read_timeout=5.0, **FLOOR)
         assert time.monotonic() - started < 2.0
     assert _part(tmp_path) == BODY[:1000]
+
+
+async def test_small_ranges_slow_to_come_are_cut_like_one_drip(tmp_path: Path) -> None:
+    # Each answer is quick once it begins, but 100 bytes every 0.1 s is 1,000 B/s: under the
+    # floor, though no single answer lasts long enough to be judged on its own.
+    origin = Origin(BODY, cut=100, cap=100, pause=0.1)
+    async with Host(origin) as host:
+        with pytest.raises(TransferError, match=r"^gave up after 2 attempts: too slow: \d+ B/s"):
+            await _fetch(host, tmp_path, retries=2, low_speed_limit=2048, low_speed_time=0.5)
+    kept = _part(tmp_path)
+    assert 100 < len(kept) < 3000 and kept == BODY[: len(kept)]
+    async with Host(Origin(BODY)) as host:  # a later run takes the rest
+        assert await _fetch(host, tmp_path, retries=1) == "video.mp4"
+    assert host.ranges == [f"bytes={len(kept)}-"]
+    assert (tmp_path / "video.mp4").read_bytes() == BODY
 
 
 @pytest.mark.parametrize("limit", [0, 1024])

@@ -97,7 +97,7 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
         value = getattr(http, key[5:]) if key.startswith("http.") else top.min_free_space
         if value < 0:
             raise ConfigError(f"{path}: {key}: must not be negative, got {value}")
-    for key in ("connect_timeout", "read_timeout"):
+    for key in ("connect_timeout", "read_timeout", "low_speed_time"):
         if getattr(http, key) <= 0:
             raise ConfigError(f"{path}: http.{key}: must be greater than 0")
     secrets = frozenset(

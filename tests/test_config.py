@@ -79,6 +79,8 @@ def test_a_good_config_loads_with_defaults(tmp_path: Path) -> None:
             "sources.bad/name: a source name may use only",
         ),
         (lambda c: c.update(http={"retries": "many"}), "http.retries: expected a whole number"),
+        (lambda c: c.update(http={"low_speed_time": 0}), "http.low_speed_time: must be greater"),
+        (lambda c: c.update(min_free_space=-1), "min_free_space: must not be negative"),
         (lambda c: c.update(layout="{year}/{name}"), "layout: use only"),
         (lambda c: c.update(sources={}), "sources: expected a mapping"),
     ],

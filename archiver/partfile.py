@@ -117,25 +117,28 @@ class PartWriter:
             return self._finish_sync(last, final, fresh)
         return await asyncio.to_thread(self._finish_sync, last, final, fresh, self.space)
 
-    def _saved(self) -> str:
-        return json.dumps(
-            {"validator": self.validator, "content_type": self.content_type, "total": self.total}
-        )
-
     def _append_sync(self, chunks: list[bytes], first: bool) -> None:
         if self.space is not None:
             self.space.check()  # none goes on below min_free_space: one statvfs per block
-        path = self.part
+        if self.meta_due:
+            self._save_meta()
         try:
-            if self.meta_due:
-                path = self.meta
-                _write_meta(self.meta, self._saved())
-                self._meta_on_disk, self.meta_due, path = True, False, self.part
             _write_part(self.part, first, chunks, writeback=True)
         except OSError as exc:
-            raise _write_error(path, exc) from exc
+            raise _write_error(self.part, exc) from exc
         for chunk in chunks:
             self.hasher.update(chunk)
+
+    def _save_meta(self) -> None:
+        text = json.dumps(
+            {"validator": self.validator, "content_type": self.content_type, "total": self.total}
+        )
+        try:
+            _write_meta(self.meta, text)
+        except OSError as exc:
+            raise _write_error(self.meta, exc) from exc
+        self._meta_on_disk = True
+        self.meta_due = False
 
     def _finish_sync(
         self, last: list[bytes], final: str, fresh: bool, space: FreeSpace | None = None

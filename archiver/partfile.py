@@ -92,6 +92,10 @@ class PartWriter:
         first = self.size == 0
         self.size += sum(len(c) for c in chunks)
         self._pending = asyncio.ensure_future(asyncio.to_thread(self._append_sync, chunks, first))
+        # A download cancelled while this write is in flight may never ask how it went; its
+        # error (a full disk) then reaches the run another way, not as "exception never
+        # retrieved" with a traceback on the terminal.
+        self._pending.add_done_callback(_retrieved)
 
     async def settle(self) -> None:
         """Wait for the write in flight, if any.
@@ -157,6 +161,11 @@ class PartWriter:
             # run resumes after it, or drops it if it has no validator to resume with.
             raise _write_error(self.part if exc.errno == errno.ELOOP else final, exc) from exc
         return self.hasher.hexdigest()
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _write_part(part: str, fresh: bool, chunks: list[bytes], *, writeback: bool = False) -> None:

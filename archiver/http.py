@@ -163,7 +163,7 @@ class HttpClient:
     def describe(self, exc: BaseException) -> str:
         """`describe_network_error`, with a read that outwaited the speed floor told as such."""
         settings = self.settings
-        stalled = isinstance(exc, aiohttp.ServerTimeoutError) and settings.low_speed_limit > 0
+        stalled = isinstance(exc, aiohttp.SocketTimeoutError) and settings.low_speed_limit > 0
         if stalled and settings.low_speed_time <= settings.read_timeout:
             return too_slow(0, settings.low_speed_time)
         return describe_network_error(exc)

@@ -384,15 +384,16 @@ def _read_range(header: str, asked: int, known: int | None, length: int | None) 
     total = None if match.group(3) == "*" else int(match.group(3))
     if first != asked:
         return f"asked for the bytes from {asked}, got {header}"
-    if last < first or (total is not None and last >= total):
-        return f"{header} is not a range of the file"
     if total is not None and known is not None and total != known:
         return f"{header} disagrees with the file's size announced before ({known} bytes)"
-    if total is None and known is None:
+    size = known if total is None else total
+    if size is None:
         return f"{header} does not say the file's size"
+    if last < first or last >= size:
+        return f"{header} is not a range of the file of {size} bytes"
     if length is not None and length != last + 1 - first:
         return f"{header} disagrees with its Content-Length ({length})"
-    return _Span(first, last + 1, known if total is None else total)
+    return _Span(first, last + 1, size)
 
 
 def _content_length(response: MediaResponse) -> int | None:

@@ -146,15 +146,18 @@ class HttpClient:
             self._session = None
 
     def _read_timeout(self) -> float:
-        """The longest wait for the next bytes: a read that waits longer than the speed floor's
-        window is a transfer at 0 bytes a second, cut like any other too slow."""
+        """The longest wait for the next bytes.
+
+        A read that waits longer than the speed floor's window is a transfer at 0 bytes a
+        second, cut like any other that is too slow.
+        """
         settings = self.settings
         if settings.low_speed_limit > 0:
             return min(settings.read_timeout, settings.low_speed_time)
         return settings.read_timeout
 
     def speed_floor(self) -> SpeedFloor | None:
-        """A new speed floor for one body; None when `low_speed_limit` is 0."""
+        """A new speed floor for one download or API answer; None when `low_speed_limit` is 0."""
         settings = self.settings
         if settings.low_speed_limit <= 0:
             return None

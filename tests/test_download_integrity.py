@@ -93,6 +93,7 @@ async def test_the_total_is_kept_beside_the_part_and_holds_a_later_run_to_it(
         pytest.param("bytes 1000-1499/5000", "announced before", id="total"),
         pytest.param("bytes 1000-4999/4096", "is not a range of the file", id="past-end"),
         pytest.param("bytes 1000-999/4096", "is not a range of the file", id="backwards"),
+        pytest.param("bytes 1000-4096/*", "is not a range of the file of 4096", id="past-known"),
         pytest.param("bytes */4096", "is not a byte range", id="no-range"),
         pytest.param("pages 1-2/9", "is not a byte range", id="not-bytes"),
     ],

@@ -425,3 +425,12 @@ class ManifestStore:
         )
         while batch := cursor.fetchmany(rows):
             yield "".join([line for (line,) in batch])
+
+    def file_paths(self, sources: Sequence[str] = ()) -> set[str]:
+        """The path of every file the manifest knows (of `sources`, if given), any state."""
+        query = "SELECT path FROM files"
+        if sources:
+            query += f" WHERE source IN ({','.join('?' * len(sources))})"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        return {path for (path,) in cursor.execute(query, tuple(sources))}

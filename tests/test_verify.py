@@ -64,7 +64,9 @@ async def test_verify_finds_each_damage_and_the_next_run_repairs_it(
     again = await run_cli("verify", "-c", config)
     assert again.code == 0, again.output
     assert json.loads((broken / "metadata.json").read_text())["id"] == broken.name
-    assert (flipped / "video.mp4.corrupt").exists()  # the damaged bytes were kept aside
+    assert not (flipped / "video.mp4.corrupt").exists()
+    kept = list((archive / ".archiver" / "quarantine").glob("*/faceswap/*/*/*/video.mp4"))
+    assert [p.parent.name for p in kept] == [flipped.name]  # the damaged bytes, kept aside
 
 
 @pytest.mark.parametrize("read_size", [verify.READ_SIZE, 97], ids=["one-block", "many-blocks"])

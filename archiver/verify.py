@@ -335,14 +335,20 @@ def run_verify(
         return 0
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(path)
+        # The walk for strays runs beside the hashing (its system calls leave the GIL free).
+        # What the quarantine moves meanwhile is known to the manifest, so it is never stray.
+        walker = ThreadPoolExecutor(max_workers=1)
         try:
+            folders = tuple(safe_name(source) for source in sources)
+            walk = walker.submit(
+                find_strays, config.archive_dir, manifest.file_paths(sources), folders
+            )
             result = _checked(manifest, config.archive_dir, sources, quick, interactive, verbosity)
             if result.problems:
                 mark_for_refetch(manifest, config.archive_dir, result.problems)
-            # After the quarantine: the damaged files are no longer in the payload.
-            folders = tuple(safe_name(source) for source in sources)
-            payload = find_strays(config.archive_dir, manifest.file_paths(sources), folders)
+            payload = walk.result()
         finally:
+            walker.shutdown(wait=True)
             manifest.close()
     _tell(result, payload, interactive=interactive, verbosity=verbosity)
     return 1 if result.problems or payload.strays else 0

@@ -12,6 +12,7 @@ import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -80,7 +81,9 @@ async def test_reserved_ids_are_encoded_and_every_later_run_works(
 )
 @pytest.mark.parametrize("dated", [True, False])
 @pytest.mark.parametrize("kind", ["task", "template"])
-def test_no_layout_puts_an_item_on_a_reserved_name(layout: str, dated: bool, kind: str) -> None:
+def test_no_layout_puts_an_item_on_a_reserved_name(
+    layout: str, dated: bool, kind: Literal["task", "template"]
+) -> None:
     when = datetime(2025, 9, 21, tzinfo=UTC) if dated else None
     seen = set()
     for name in (*RESERVED, "SHA256", "Templates", ".archiver", "1"):

@@ -241,3 +241,27 @@ async def test_a_forged_part_link_is_never_written_through(
 
     await run_cli("run", "-c", config)
     assert outside.untouched()
+
+
+async def test_a_link_at_the_quarantine_keeps_the_damage_where_it_is(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    outside = Outside(tmp_path)
+    config = write_config(tmp_path, config_dict(standin, only="chanjing"))
+    archive = tmp_path / "archive"
+    assert (await run_cli("run", "-c", config)).code == 0
+    link = archive / ".archiver" / "quarantine"
+    link.symlink_to(outside.folder, target_is_directory=True)
+    video = next(archive.glob("chanjing/*/*/*/video.mp4"))
+    good = video.read_bytes()
+    damaged = bytes([good[0] ^ 0xFF]) + good[1:]
+    video.write_bytes(damaged)
+
+    for _ in range(2):  # not moved, so not sent back: the next verify finds it again
+        result = await run_cli("verify", "-c", config)
+        assert result.code == 1, result.output
+        assert f"{link}: a symbolic link inside the archive; not followed" in result.output
+        assert outside.untouched()
+        assert video.read_bytes() == damaged
+    assert (await run_cli("run", "-c", config)).code == 0
+    assert video.read_bytes() == damaged  # never taken for a finished download, never replaced

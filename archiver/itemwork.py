@@ -109,7 +109,7 @@ async def _fill_folder(
                 new_folder=made,
             )
         except (ArchiverError, OSError) as exc:
-            failures.append((ref.role, _why(exc)))
+            failures.append((ref.role, _why(exc, folder.path)))
             continue
         written.append(f"{folder.path}/{fetched.name}")
         files.append(_file_row(task.folder, fetched))
@@ -122,16 +122,17 @@ async def _fill_folder(
     return ItemResult(tuple(files), count, tuple(failures), tuple(written))
 
 
-def _why(exc: ArchiverError | OSError) -> str:
+def _why(exc: ArchiverError | OSError, folder: str) -> str:
     """Why one file failed, in one line naming the path; re-raises what ends the run."""
     if isinstance(exc, TransferError | ArchivePathError):
         return str(exc)
+    if isinstance(exc, OSError):
+        where = str(exc.filename or folder)
+        if archive_wide(exc):
+            raise path_error(where, exc) from exc
+        return f"{where}: {exc.strerror}"
     if archive_wide(exc):
-        if isinstance(exc, OSError):
-            raise path_error(str(exc.filename), exc) from exc
         raise exc
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror}"
     return str(exc)
 
 

@@ -265,3 +265,16 @@ async def test_a_link_at_the_quarantine_keeps_the_damage_where_it_is(
         assert video.read_bytes() == damaged
     assert (await run_cli("run", "-c", config)).code == 0
     assert video.read_bytes() == damaged  # never taken for a finished download, never replaced
+
+
+async def test_a_hard_link_at_the_lock_is_refused(standin: StandIn, tmp_path: Path) -> None:
+    # The lock is the one file a run changes in place: a hard link would let it reach outside.
+    outside = Outside(tmp_path)
+    config = write_config(tmp_path, config_dict(standin))
+    lock = tmp_path / "archive" / ".archiver" / "lock"
+    lock.parent.mkdir(parents=True)
+    os.link(outside.file, lock)
+    result = await run_cli("run", "-c", config)
+    assert result.code == 2, result.output
+    assert f"{lock}: not a plain file of its own; not used" in result.output
+    assert outside.untouched()

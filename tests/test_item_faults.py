@@ -53,7 +53,9 @@ def assert_ended_well(archive: Path, code: int, count: int) -> None:
     assert manifest_problems(archive) == []
 
 
-@pytest.mark.parametrize("fault", ["part-is-a-folder", "item-folder-is-a-file"])
+@pytest.mark.parametrize(
+    "fault", ["part-is-a-folder", "resumable-part-is-a-folder", "item-folder-is-a-file"]
+)
 async def test_a_path_fault_fails_its_item_and_every_run_still_reports(
     standin: StandIn, tmp_path: Path, fault: str
 ) -> None:
@@ -62,10 +64,14 @@ async def test_a_path_fault_fails_its_item_and_every_run_still_reports(
     assert (await run_cli("run", "-c", config)).code == 0
     broken, fine = standin.dataset.add_vth_task(), standin.dataset.add_vth_task()
     folder = folder_of(archive, broken)
-    if fault == "part-is-a-folder":
+    if fault.endswith("part-is-a-folder"):
         (folder / "video.part").mkdir(parents=True)
         (folder / "video.part" / "keep.txt").write_text("whatever is in here stays")
         said = f"{folder}/video.part: Is a directory"
+        if fault.startswith("resumable"):  # with the resume state of a real download
+            media = standin.dataset.media_file(standin.dataset.media_path(broken["origin"]))
+            assert media is not None
+            (folder / "video.part.json").write_text(json.dumps({"validator": media.etag}))
     else:
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.write_text("a file where the task's folder should be")
@@ -81,7 +87,7 @@ async def test_a_path_fault_fails_its_item_and_every_run_still_reports(
         assert str(broken["id"]) not in task_ids(archive, "faceswap")
         failures = reports(archive)[-1]["sources"]["faceswap"]["failures"]
         assert [f["id"] for f in failures] == [str(broken["id"])]
-    if fault == "part-is-a-folder":
+    if fault.endswith("part-is-a-folder"):
         assert (folder / "video.part" / "keep.txt").is_file()
     else:
         assert folder.read_text() == "a file where the task's folder should be"

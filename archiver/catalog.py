@@ -13,13 +13,15 @@ Three rules keep the page safe to open whatever the APIs sent:
   puts text into the DOM only through `textContent` and attributes, never as HTML;
 - a Content-Security-Policy allows nothing but the page's own nonce'd scripts and local media.
 
-Both files are written atomically (temp file in the same folder, fsync, rename): the data
-script first, then the page, which names the build it expects and says so if they differ.
+Both files are written by the archive's one atomic writer (`archivefs.atomic_file`: a new
+temporary file, fsync, rename): the data script first, then the page, which names the build
+it expects and says so if they differ.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import itertools
 import json
 import math
@@ -27,9 +29,8 @@ import os
 import re
 import secrets
 import sqlite3
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from archiver.errors import ArchiveWriteError, ManifestError
+from archiver.archivefs import Folder, atomic_file, open_root
+from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
 
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
@@ -94,21 +96,21 @@ def write_catalog(archive_dir: Path) -> Path:
     except sqlite3.Error as exc:
         raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
     try:
-        with _atomic_text(archive_dir / DATA_NAME) as out:
+        root = open_root(archive_dir)
+    except ArchiverError:
+        connection.close()
+        raise
+    try:
+        with _atomic_text(root, DATA_NAME) as out:
             counts = _write_data(connection, archive_dir, out, token, built_at)
+        with _atomic_text(root, INDEX_NAME) as out:
+            out.write(_render_page(token, built_at, counts))
     except sqlite3.Error as exc:
         raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write the catalog in {archive_dir}: {exc}") from exc
     finally:
         connection.close()
-    index = archive_dir / INDEX_NAME
-    try:
-        with _atomic_text(index) as out:
-            out.write(_render_page(token, built_at, counts))
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write the catalog {index}: {exc}") from exc
-    return index
+        os.close(root.fd)
+    return archive_dir / INDEX_NAME
 
 
 def _connect(manifest: Path) -> sqlite3.Connection:
@@ -314,30 +316,12 @@ def _render_page(token: str, built_at: str, counts: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _atomic_text(target: Path) -> Iterator[TextIO]:
-    """Yield a temp file beside `target`; on success fsync it and rename it over `target`."""
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+def _atomic_text(folder: Folder, name: str) -> Iterator[TextIO]:
+    """Text written to `folder/name` through the archive's one atomic writer, flushed."""
+    with atomic_file(folder, name, durable=True) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        try:
             yield out
             out.flush()
-            os.fsync(out.fileno())
-        temp.chmod(0o644)  # mkstemp's 0600 would hide the page from other local users
-        temp.replace(target)
-    except BaseException:
-        with suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    # The rename is durable only once the folder itself is flushed.
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+        finally:
+            out.detach()  # the writer closes the file itself

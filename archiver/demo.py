@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from archiver.archivefs import archive_folder, atomic_file
 from archiver.config import load_config
 from archiver.errors import ArchiveWriteError
 from archiver.job import ArchiveJob
@@ -50,9 +51,9 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
     directory = directory.resolve()
     config_path = directory / ".archiver" / "demo-config.yaml"
     try:
-        config_path.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot create {config_path.parent}: {exc.strerror}") from None
+        raise ArchiveWriteError(f"cannot create {directory}: {exc.strerror}") from None
     # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
     spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks, decodable_media=True)
     with ArchiveLock(directory):
@@ -80,7 +81,7 @@ async def _demo(
             app_id=DEMO_CHANJING_APP_ID,
             secret_key=DEMO_CHANJING_SECRET_KEY,
         )
-        await asyncio.to_thread(config_path.write_text, text, encoding="utf-8")
+        await asyncio.to_thread(_write_config, config_path, text)
         config = load_config(config_path)
         run_id = manifest.begin_run("demo")
         bars = BarProgress() if progress else None
@@ -93,3 +94,12 @@ async def _demo(
         # The manifest's connection belongs to this thread; the work is brief.
         finish_run(config, manifest, run_id, stats, RunOptions(command="demo"))
         return stats
+
+
+def _write_config(path: Path, text: str) -> None:
+    # Inside the archive, so through the archive's own writer: never through a planted link.
+    with (
+        archive_folder(path.parent.parent, path.parent.name) as folder,
+        atomic_file(folder, path.name, durable=False) as out,
+    ):
+        out.write(text.encode("utf-8"))

@@ -27,6 +27,13 @@ from archiver.standin.server import (
 )
 
 FAST_HTTP = {"retries": 4, "backoff_base": 0.01, "backoff_max": 0.05, "read_timeout": 5}
+# The other lists of the Chanjing account: source name -> (source type, the stand-in's list).
+CHANJING_LISTS = {
+    "cjvideo": ("chanjing_video", "cj_video"),
+    "cjavatar": ("chanjing_avatar", "cj_avatar"),
+    "cjai": ("chanjing_ai_creation", "cj_ai"),
+}
+WHOLE_CHANJING = ("chanjing", *CHANJING_LISTS)
 
 
 def config_dict(
@@ -65,6 +72,22 @@ def config_dict(
         "sources": sources,
         **top,
     }
+
+
+def chanjing_account(
+    standin: StandIn,
+    *,
+    chanjing: dict[str, Any] | None = None,
+    lists: dict[str, dict[str, Any]] | None = None,
+    **top: Any,
+) -> dict[str, Any]:
+    """A config of all four Chanjing lists of `standin` (sources `chanjing`, `cjvideo`,
+    `cjavatar`, `cjai`): `chanjing` overrides apply to all four, `lists` to one by name."""
+    config = config_dict(standin, chanjing=chanjing, only="chanjing", **top)
+    shared = config["sources"]["chanjing"]
+    for name, (source_type, _) in CHANJING_LISTS.items():
+        config["sources"][name] = {**shared, "type": source_type, **(lists or {}).get(name, {})}
+    return config
 
 
 def write_config(folder: Path, config: dict[str, Any]) -> Path:
@@ -126,6 +149,10 @@ def expected_items(standin: StandIn, sources: tuple[str, ...]) -> set[tuple[str,
                 wanted.add(("faceswap", "template", str(template["id"])))
     if "chanjing" in sources:
         wanted |= {("chanjing", "task", r["id"]) for r in standin.dataset.succeeded_chanjing()}
+    for name, (_, service) in CHANJING_LISTS.items():
+        if name in sources:
+            key = "unique_id" if service == "cj_ai" else "id"
+            wanted |= {(name, "task", r[key]) for r in standin.dataset.succeeded(service)}
     return wanted
 
 

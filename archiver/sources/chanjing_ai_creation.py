@@ -49,7 +49,13 @@ class ChanjingAiCreation(ChanjingSource):
         id_key="unique_id",  # `id` is a row number
         state_key="progress_desc",
         succeeded="Success",
-        state_names={"Queued": "queued", "Ready": "queued", "Generating": "generating"},
+        state_names={
+            "Queued": "queued",
+            "Ready": "queued",
+            "Generating": "generating",
+            "Error": "failed",
+            "Fail": "failed",
+        },
         created_key="create_time",
         media=(),
         media_list=(OUTPUT_ROLE, "output_url"),

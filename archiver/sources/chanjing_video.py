@@ -24,7 +24,12 @@ class ChanjingVideo(ChanjingSource):
     task_fields = TaskFields(
         state_key="status",
         succeeded=30,
-        state_names={10: "generating"},
+        # 4x: the request's parameters were wrong; 5x: the service failed.
+        state_names={
+            10: "generating",
+            **dict.fromkeys(range(40, 50), "parameter error"),
+            **dict.fromkeys(range(50, 60), "service error"),
+        },
         created_key="create_time",
         media=(("video", "video_url"), ("cover", "preview_url")),
         required="video",

@@ -20,6 +20,7 @@ import yaml
 
 from archiver.cli import main
 from archiver.standin import StandIn
+from archiver.standin.dataset import Service
 from archiver.standin.server import (
     DEMO_CHANJING_APP_ID,
     DEMO_CHANJING_SECRET_KEY,
@@ -28,7 +29,7 @@ from archiver.standin.server import (
 
 FAST_HTTP = {"retries": 4, "backoff_base": 0.01, "backoff_max": 0.05, "read_timeout": 5}
 # The other lists of the Chanjing account: source name -> (source type, the stand-in's list).
-CHANJING_LISTS = {
+CHANJING_LISTS: dict[str, tuple[str, Service]] = {
     "cjvideo": ("chanjing_video", "cj_video"),
     "cjavatar": ("chanjing_avatar", "cj_avatar"),
     "cjai": ("chanjing_ai_creation", "cj_ai"),

@@ -45,7 +45,10 @@ def config_dict(
     only: str | None = None,
     **top: Any,
 ) -> dict[str, Any]:
-    """A config for both sources of `standin`, with fast retries; overrides merged in."""
+    """A config for both sources of `standin`, with fast retries; overrides merged in.
+
+    `only` may also name one of `CHANJING_LISTS`: that list alone, with `chanjing`'s settings.
+    """
     sources: dict[str, Any] = {
         "faceswap": {
             "type": "video_task_history",
@@ -63,7 +66,9 @@ def config_dict(
             **(chanjing or {}),
         },
     }
-    if only is not None:
+    if only in CHANJING_LISTS:  # another list of the account, with `chanjing`'s settings
+        sources = {only: {**sources["chanjing"], "type": CHANJING_LISTS[only][0]}}
+    elif only is not None:
         sources = {only: sources[only]}
     return {
         "archive_dir": "archive",
@@ -85,9 +90,9 @@ def chanjing_account(
     """A config of all four Chanjing lists of `standin` (sources `chanjing`, `cjvideo`,
     `cjavatar`, `cjai`): `chanjing` overrides apply to all four, `lists` to one by name."""
     config = config_dict(standin, chanjing=chanjing, only="chanjing", **top)
-    shared = config["sources"]["chanjing"]
-    for name, (source_type, _) in CHANJING_LISTS.items():
-        config["sources"][name] = {**shared, "type": source_type, **(lists or {}).get(name, {})}
+    for name in CHANJING_LISTS:
+        one = config_dict(standin, chanjing=chanjing, only=name)["sources"][name]
+        config["sources"][name] = {**one, **(lists or {}).get(name, {})}
     return config
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from archiver.cli import main
-from archiver.standin import StandIn
+from archiver.standin import DatasetSpec, StandIn
 from archiver.standin.dataset import Service
 from archiver.standin.server import (
     DEMO_CHANJING_APP_ID,
@@ -137,6 +137,23 @@ def sidecars(archive: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
 def task_ids(archive: Path, source: str) -> set[str]:
     """The ids of every task archived for `source`, from the sidecars."""
     return {i for (s, kind, i) in sidecars(archive) if s == source and kind == "task"}
+
+
+def archive_chanjing_account(folder: Path, spec: DatasetSpec) -> dict[str, list[dict[str, Any]]]:
+    """Archive the four Chanjing lists of a stand-in of `spec` into `folder/archive`, catalog
+    included, outside any event loop; returns the succeeded records of each source by name."""
+
+    async def run() -> dict[str, list[dict[str, Any]]]:
+        async with StandIn(spec) as standin:
+            config = write_config(folder, chanjing_account(standin, catalog=True))
+            result = await run_cli("run", "-c", config, "--no-progress")
+            assert result.code == 0, result.output
+            succeeded = {"chanjing": standin.dataset.succeeded("chanjing")}
+            for name, (_, service) in CHANJING_LISTS.items():
+                succeeded[name] = standin.dataset.succeeded(service)
+            return succeeded
+
+    return asyncio.run(run())
 
 
 # -- checking a whole archive -----------------------------------------------------------------

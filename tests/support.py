@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -141,7 +142,11 @@ def task_ids(archive: Path, source: str) -> set[str]:
 
 def archive_chanjing_account(folder: Path, spec: DatasetSpec) -> dict[str, list[dict[str, Any]]]:
     """Archive the four Chanjing lists of a stand-in of `spec` into `folder/archive`, catalog
-    included, outside any event loop; returns the succeeded records of each source by name."""
+    included; returns the succeeded records of each source by name.
+
+    For synchronous tests: it runs in a thread of its own, with its own event loop, so that a
+    caller's loop (Playwright's) neither blocks it nor is in its way.
+    """
 
     async def run() -> dict[str, list[dict[str, Any]]]:
         async with StandIn(spec) as standin:
@@ -153,7 +158,8 @@ def archive_chanjing_account(folder: Path, spec: DatasetSpec) -> dict[str, list[
                 succeeded[name] = standin.dataset.succeeded(service)
             return succeeded
 
-    return asyncio.run(run())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
 
 
 # -- checking a whole archive -----------------------------------------------------------------

@@ -395,8 +395,15 @@
     ui.noVideo.hidden = Boolean(video || picture);
     ui.video.hidden = !video;
     ui.picture.hidden = !picture;
-    if (picture) ui.picture.src = picture;
-    else ui.picture.removeAttribute("src");
+    // Made per opening: an <img> without a source would count as a broken picture.
+    if (picture) {
+      const img = el("img");
+      img.alt = titleOf(item);
+      img.src = picture;
+      ui.picture.replaceChildren(img);
+    } else {
+      ui.picture.replaceChildren();
+    }
     if (video) {
       ui.video.poster = localHref(item.image) || "";
       ui.video.src = video;

@@ -214,3 +214,23 @@ async def test_ai_creations_of_the_kinds_asked_for(
     assert (
         "sources.chanjing.kinds[1]: must be one of 'image', 'video', got 'audio'" in refused.output
     )
+
+
+async def test_the_demo_archives_the_whole_account(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    result = await run_cli("demo", target, "--tasks", "30")
+
+    assert result.code == 0, result.output
+    sources = _report(target)["sources"]
+    assert set(sources) == {
+        "faceswap",
+        "chanjing",
+        "chanjing-videos",
+        "chanjing-avatars",
+        "chanjing-ai",
+    }
+    for name in ("chanjing-videos", "chanjing-avatars", "chanjing-ai"):
+        source = sources[name]
+        assert source["newly_archived"] > 0 and source["failed"] == 0, name
+        assert source["rejected"] > 0, name  # malformed records beside the good ones
+        assert sum(source["not_succeeded"].values()) > 0, name  # and running or failed ones

@@ -290,6 +290,19 @@ _AI_PROMPTS = (
 )
 
 
+def _start(
+    seed: int, seq: int, count: int, share: float, salt: str, force_success: bool
+) -> tuple[random.Random, int, bool]:
+    """The draws every Chanjing record begins with: its generator, creation time, success."""
+    rng = random.Random(f"{seed}:{salt}:{seq}")
+    created = _created_at(rng, seq, count, CHANJING_END)
+    offset = _SUCCESS_OFFSETS[salt]  # each list succeeds on a pattern of its own
+    return rng, created, force_success or seq >= count or _succeeds(seed + offset, seq, share)
+
+
+_SUCCESS_OFFSETS = {"cv": 11, "av": 13, "ai": 17}
+
+
 def _malformed(seq: int) -> bool:
     return seq % MALFORMED_EVERY == 5
 
@@ -302,10 +315,8 @@ def cj_video_record(
     seed: int, seq: int, count: int, share: float, base: str, force_success: bool = False
 ) -> dict[str, Any]:
     """Video `seq` of the synthesized-video list (`video_list`; duration in seconds)."""
-    rng = random.Random(f"{seed}:cv:{seq}")
+    rng, created, succeeded = _start(seed, seq, count, share, "cv", force_success)
     video_id = chanjing_id(seed, seq, "cv")
-    created = _created_at(rng, seq, count, CHANJING_END)
-    succeeded = force_success or seq >= count or _succeeds(seed + 11, seq, share)
     other = rng.choice(CJ_VIDEO_OTHER_STATES)
     subtitles, duration = rng.random() < 0.5, rng.randrange(3, 180)
     status: int | str = CJ_VIDEO_SUCCEEDED if succeeded else other
@@ -333,10 +344,8 @@ def cj_avatar_record(
     seed: int, seq: int, count: int, share: float, base: str, force_success: bool = False
 ) -> dict[str, Any]:
     """Avatar `seq` of the custom-avatar list (`list_customised_person`)."""
-    rng = random.Random(f"{seed}:av:{seq}")
+    rng, created, succeeded = _start(seed, seq, count, share, "av", force_success)
     avatar_id = "C-" + chanjing_id(seed, seq, "av")
-    created = _created_at(rng, seq, count, CHANJING_END)
-    succeeded = force_success or seq >= count or _succeeds(seed + 13, seq, share)
     other = rng.choice(CJ_AVATAR_OTHER_STATES)
     video_ext = ".webm" if rng.random() < 0.25 else ".mp4"
     status: int | str = CJ_AVATAR_SUCCEEDED if succeeded else other
@@ -377,10 +386,8 @@ def ai_record(
     seed: int, seq: int, count: int, share: float, base: str, force_success: bool = False
 ) -> dict[str, Any]:
     """AI creation `seq`: an image task (type 3) or a video task (type 4)."""
-    rng = random.Random(f"{seed}:ai:{seq}")
+    rng, created, succeeded = _start(seed, seq, count, share, "ai", force_success)
     unique_id = ai_unique_id(seed, seq)
-    created = _created_at(rng, seq, count, CHANJING_END)
-    succeeded = force_success or seq >= count or _succeeds(seed + 17, seq, share)
     kind = AI_IMAGE if rng.random() < 0.6 else AI_VIDEO
     other, outputs = rng.choice(AI_OTHER_STATES), rng.randrange(1, 4) if kind == AI_IMAGE else 1
     prompt = _AI_PROMPTS[seq % len(_AI_PROMPTS)]

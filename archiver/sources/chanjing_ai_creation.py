@@ -91,10 +91,13 @@ class ChanjingAiCreation(ChanjingSource):
         photo, motion = record.get("photo_info"), record.get("motion_info")
         photo = photo if isinstance(photo, dict) else {}
         motion = motion if isinstance(motion, dict) else {}
-        count = (
-            len(record.get("output_url") or []) if isinstance(record.get("output_url"), list) else 0
+        urls = record.get("output_url")
+        roles = (
+            tuple(f"{OUTPUT_ROLE}-{n}" for n in range(1, len(urls) + 1))
+            if isinstance(urls, list)
+            else ()
         )
-        roles = tuple(f"{OUTPUT_ROLE}-{n}" for n in range(1, count + 1))
+        # The record's own `type` tells; the list it came from said the same when archived.
         picture = record.get("type") == TYPES["image"]
         return RecordView(
             title=record.get("title") or record.get("model_name"),

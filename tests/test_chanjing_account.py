@@ -132,6 +132,19 @@ async def test_a_refused_token_is_minted_again_once_for_every_list(
     assert_archive_exact(tmp_path / "archive", standin, WHOLE_CHANJING)
 
 
+async def test_sources_of_one_app_id_share_its_token_whatever_else_they_give(
+    make_standin: StandInFactory, tmp_path: Path
+) -> None:
+    standin = await make_standin(SPEC)
+    lists = {"cjavatar": {"access_token": "stale-token"}}
+    config = write_config(tmp_path, chanjing_account(standin, chanjing=PAGE, lists=lists))
+    result = await run_cli("run", "-c", config, "--no-progress")
+
+    assert result.code == 0, result.output
+    assert standin.stats.mints == {"demo-app": 1}
+    assert_archive_exact(tmp_path / "archive", standin, WHOLE_CHANJING)
+
+
 async def test_10401_is_a_refusal_and_a_refused_fresh_token_gives_up(
     make_standin: StandInFactory, tmp_path: Path
 ) -> None:

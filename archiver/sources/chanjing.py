@@ -95,7 +95,9 @@ class ChanjingSource(Source):
 
     def _token(self) -> ChanjingToken:
         s = self.settings
-        key = ("chanjing-token", s.base_url, s.app_id or "", s.access_token or "")
+        # One token per app id: two minting for one app would revoke each other's tokens.
+        account = ("app", s.app_id) if s.app_id else ("token", s.access_token or "")
+        key = ("chanjing-token", s.base_url, *account)
         return self.context.shared(
             key,
             lambda: ChanjingToken(

@@ -481,7 +481,13 @@ def test_avatars_and_ai_images_show_as_pictures(browser: Browser, account: Accou
         opened.page.keyboard.press("Escape")
 
         video = next(r for r in records["cjai"] if r["type"] == 4 and r["output_url"][0])
-        opened.page.click(f"{CARDS}[data-id='{video['unique_id']}']")
+        card = f"{CARDS}[data-id='{video['unique_id']}']"
+        # No cover of its own: the card shows the video's first frame instead.
+        opened.page.wait_for_function(
+            "card => document.querySelector(card + ' .thumb video').readyState >= 2", arg=card
+        )
+        assert _shown(opened, f"{card} .thumb video").name == "output-1.mp4"
+        opened.page.click(card)
         opened.page.wait_for_function("() => document.getElementById('video').readyState >= 1")
         assert _shown(opened, "#video").name == "output-1.mp4"
         assert opened.page.locator("#picture").is_hidden()

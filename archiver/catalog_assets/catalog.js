@@ -297,6 +297,16 @@
       }, { once: true });
       img.src = image;
       box.append(img);
+    } else if (!item.picture && localHref(item.video)) {
+      // No picture of its own (an AI video): the video's first frame stands in for one.
+      const still = el("video");
+      still.muted = true;
+      still.preload = "metadata";
+      still.addEventListener("error", () => {
+        still.replaceWith(el("span", "placeholder", "No picture"));
+      }, { once: true });
+      still.src = localHref(item.video);
+      box.append(still);
     } else {
       box.append(el("span", "placeholder", "No picture"));
     }

@@ -40,6 +40,8 @@ from urllib.parse import quote
 
 from archiver.archivefs import Folder, atomic_file, open_root
 from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
+from archiver.sources import Source, source_types
+from archiver.sources.base import RecordView
 
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
@@ -50,10 +52,8 @@ DATA_FORMAT = 1
 # Long texts are cut: a card shows two lines, and 20,000 full prompts would bloat the data.
 _TITLE_LIMIT = 300
 _PROMPT_LIMIT = 2000
-_IMAGE_ROLES = ("cover", "preview", "thumb")
 # A path of unreserved URL characters only is already a relative URL as it stands.
 _PLAIN_PATH = re.compile(r"[\w.~-]+(?:/[\w.~-]+)*", re.ASCII)
-_TEMPLATE_IMAGE_ROLES = ("thumb", "cover")
 
 # One pass over `items` in primary-key order, its files joined: no sort, rows streamed.
 _ITEMS_SQL = """
@@ -147,6 +147,8 @@ def _write_data(
             item.source, {"type": None, "tasks": 0, "templates": 0, "bytes": 0}
         )
         totals["type"] = totals["type"] or entry.get("type")
+        if "label" not in totals and entry.get("type"):
+            totals["label"] = _label(entry["type"])
         totals["bytes"] += sum(int(row[4] or 0) for row in item.files)
         if item.kind == "template":
             totals["templates"] += 1
@@ -173,6 +175,7 @@ def _entry(archive_dir: Path, item: _Item) -> dict[str, Any]:
     sidecar = _read_sidecar(f"{root}/{item.folder}/{SIDECAR_NAME}") if folder else None
     files = [_file_entry(root, row) for row in item.files]
     present = {f["role"]: f["href"] for f in files if f["current"] and f["present"]}
+    view = _view(item.kind, sidecar)
     entry: dict[str, Any] = {
         "source": item.source,
         "id": item.id,
@@ -180,15 +183,29 @@ def _entry(archive_dir: Path, item: _Item) -> dict[str, Any]:
         "archived": item.archived_at,
         "folder": folder,
         "sidecar": _href(f"{item.folder}/{SIDECAR_NAME}") if folder else None,
-        "video": present.get("video"),
-        "image": next((present[role] for role in _image_roles(item.kind) if role in present), None),
+        "video": None if view.picture else _first(present, view.video_roles),
+        "image": _first(present, view.image_roles),
+        "picture": True if view.picture else None,
         "files": files,
     }
     if sidecar is not None:
-        entry.update(_describe(item.kind, sidecar))
+        entry.update(_describe(item.kind, sidecar, view))
     state, level, problems = _health(sidecar, files)
     entry.update(state=state, level=level, problems=problems)
     return {key: value for key, value in entry.items() if value is not None}
+
+
+def _first(present: dict[str, str], roles: tuple[str, ...]) -> str | None:
+    return next((present[role] for role in roles if role in present), None)
+
+
+def _view(kind: str, sidecar: dict[str, Any] | None) -> RecordView:
+    """How the item's own source type shows its record (a plain view if the type is unknown)."""
+    sidecar = sidecar or {}
+    record = sidecar.get("record")
+    record = record if isinstance(record, dict) else {}
+    # Every view takes a dict of any content; the catalog checks the values it returns.
+    return source_types().get(str(sidecar.get("type")), Source).view(kind, record)
 
 
 def _health(
@@ -208,10 +225,6 @@ def _health(
     if missing:
         return " and ".join(str(role) for role in missing) + " missing", "warn", problems
     return "complete", "ok", problems
-
-
-def _image_roles(kind: str) -> tuple[str, ...]:
-    return _TEMPLATE_IMAGE_ROLES if kind == "template" else _IMAGE_ROLES
 
 
 def _file_entry(root: str, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -239,23 +252,22 @@ def _read_sidecar(path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _describe(kind: str, sidecar: dict[str, Any]) -> dict[str, Any]:
-    """Texts shown on a card, from the record as the service sent it (any shape at all)."""
-    record = sidecar.get("record")
-    record = record if isinstance(record, dict) else {}
-    # A task of video_task_history is titled by its template; a template record is the
-    # template itself.
-    template = record if kind == "template" else record.get("videoTemp")
-    template = template if isinstance(template, dict) else {}
-    duration = record.get("duration")
+def _describe(kind: str, sidecar: dict[str, Any], view: RecordView) -> dict[str, Any]:
+    """Texts shown on a card, as the source reads its record (any shape at all)."""
     return {
         "type": _text(sidecar.get("type"), 100),
-        "title": _text(template.get("title") or record.get("title"), _TITLE_LIMIT),
-        "prompt": _text(template.get("prompt") or record.get("prompt"), _PROMPT_LIMIT),
-        "author": _text(template.get("author"), _TITLE_LIMIT) if kind == "template" else None,
-        "template": _ident(template.get("id")) if kind == "task" else None,
-        "duration": duration if _is_duration(duration) else None,
+        "title": _text(view.title, _TITLE_LIMIT),
+        "prompt": _text(view.prompt, _PROMPT_LIMIT),
+        "author": _text(view.author, _TITLE_LIMIT),
+        "template": _ident(view.template),
+        "duration": view.duration if _is_duration(view.duration) else None,
     }
+
+
+def _label(type_name: str) -> str | None:
+    """What the catalog calls the work of a source type (None for a type it does not know)."""
+    source_type = source_types().get(type_name)
+    return source_type.label or None if source_type is not None else None
 
 
 def _is_duration(value: Any) -> bool:

@@ -1,5 +1,8 @@
 """`archiver demo`: the whole tool, end to end, against a bundled stand-in of both services.
 
+Both services means every list they have: the face-swap task history, and the whole Chanjing
+account (lip-sync and synthesized videos, custom avatars, AI images and videos).
+
 The stand-in runs on loopback ports in the same process; the demo writes an ordinary config
 file for it (under `.archiver/`), then archives exactly as `archiver run` would. Its data comes
 from a fixed seed, so a second demo into the same folder finds everything already archived.
@@ -43,6 +46,21 @@ sources:
     app_id: {app_id}
     secret_key: {secret_key}
     page_size: 50
+  chanjing-videos:
+    type: chanjing_video
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
+  chanjing-avatars:
+    type: chanjing_avatar
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
+  chanjing-ai:
+    type: chanjing_ai_creation
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
 """
 
 
@@ -55,7 +73,14 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
     except OSError as exc:
         raise ArchiveWriteError(f"cannot create {directory}: {exc.strerror}") from None
     # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
-    spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks, decodable_media=True)
+    spec = DatasetSpec(
+        vth_tasks=tasks,
+        chanjing_tasks=tasks,
+        chanjing_videos=tasks // 2,
+        chanjing_avatars=max(tasks // 5, 1),
+        ai_creations=tasks // 2,
+        decodable_media=True,
+    )
     with ArchiveLock(directory):
         manifest = ManifestStore.open(directory / MANIFEST)
         try:

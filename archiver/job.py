@@ -20,11 +20,12 @@ from pathlib import PurePosixPath
 from stat import S_ISREG
 from typing import Protocol
 
+from archiver.archivefs import ItemFolders
 from archiver.durable import BatchCommitter
 from archiver.errors import ArchiverError, ArchiveWriteError, SourceError
 from archiver.freespace import FreeSpace
 from archiver.http import HttpClient
-from archiver.itemwork import ItemLimits, ItemTask, archive_item
+from archiver.itemwork import ItemLimits, ItemResult, ItemTask, archive_item
 from archiver.manifest import (
     KnownItem,
     ListedItem,
@@ -95,6 +96,7 @@ class ArchiveJob:
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
+        self._folders = ItemFolders(self.root)
         self.space = FreeSpace(str(self.root), config.min_free_space)
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
@@ -145,9 +147,13 @@ class ArchiveJob:
             except* ArchiverError as group:
                 # A full disk or an unwritable archive: stop everything, say why.
                 self.stats.fatal = str(group.exceptions[0])
+            except* Exception as group:  # a bug: the run still ends with its report
+                self.stats.fatal = self.stats.fatal or _unexpected(group.exceptions[0])
+                log.debug("traceback", exc_info=group.exceptions[0])
         except asyncio.CancelledError:
             self.stats.interrupted = True
         finally:
+            self._folders.close()
             if self._committer is not None:
                 # What finished before the stop is recorded; the rest is retried next time.
                 try:
@@ -365,7 +371,10 @@ class ArchiveJob:
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
         limits = ItemLimits(
-            root=str(self.root), max_file_bytes=self.config.max_file_bytes, space=self.space
+            root=str(self.root),
+            max_file_bytes=self.config.max_file_bytes,
+            folders=self._folders,
+            space=self.space,
         )
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)
@@ -387,7 +396,13 @@ class ArchiveJob:
             stats.bytes += count
             self.progress.received(count)
 
-        result = await archive_item(http, task, limits, received)
+        try:
+            result = await archive_item(http, task, limits, received)
+        except ArchiverError:
+            raise  # the archive as a whole cannot be written: the run stops (see `run`)
+        except Exception as exc:  # a bug met by one item must not cost the others their run
+            log.debug("traceback", exc_info=True)
+            result = ItemResult((), 0, (("item", _unexpected(exc)),), ())
         stats.files += result.fetched
         for _ in range(result.fetched):
             self.progress.file_done()
@@ -422,3 +437,7 @@ class ArchiveJob:
             clean = complete and not stats.failed and not stats.listing_error
             clean = clean and not self.stats.fatal
             self.manifest.set_source_state(cfg.name, listed_to_end=stats.listed_to_end, clean=clean)
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"unexpected error: {type(exc).__name__}: {exc}"

@@ -338,7 +338,7 @@ class _Fetch:
         path = f"{self.folder}/{orphan}"
         info = os.lstat(path)
         if not S_ISREG(info.st_mode):
-            raise link_error(path) if S_ISLNK(info.st_mode) else not_a_file(path)
+            raise link_error(path) if S_ISLNK(info.st_mode) else not_a_file(path, info.st_mode)
         size = info.st_size
         if size == 0:
             return None

@@ -26,10 +26,11 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from stat import S_ISLNK, S_ISREG
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any
 
-from archiver.errors import ArchiverError, ArchiveWriteError, RetryableError, TransferError
+from archiver.archivefs import path_error
+from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, RetryableError
 from archiver.freespace import FreeSpace
 
 # Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
@@ -243,7 +244,7 @@ def resume_state(folder: str, stem: str, part: str, meta: str) -> Resume:
         return Resume(0, None, orphan)
     info = os.lstat(part)
     if not S_ISREG(info.st_mode):
-        raise link_error(part) if S_ISLNK(info.st_mode) else not_a_file(part)
+        raise link_error(part) if S_ISLNK(info.st_mode) else not_a_file(part, info.st_mode)
     saved = _read_meta(meta) or {}
     validator = saved.get("validator")
     content_type = saved.get("content_type")
@@ -264,19 +265,21 @@ def remove(*paths: str) -> None:
             os.unlink(path)
 
 
-def link_error(path: str) -> TransferError:
-    return TransferError(f"{path} is a symbolic link; the archive is never written through one")
+def link_error(path: str) -> ArchiverError:
+    """A link where the run would open a file: fails that file, naming the link."""
+    return path_error(path, OSError(errno.ELOOP, os.strerror(errno.ELOOP), path))
 
 
-def not_a_file(path: str) -> TransferError:
-    return TransferError(f"{path} is not a regular file")
+def not_a_file(path: str, mode: int) -> ArchiverError:
+    """Something else than a file (a folder, a FIFO) where the run would open one."""
+    if S_ISDIR(mode):
+        return path_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path))
+    return ArchivePathError(f"cannot use {path}: not a regular file")
 
 
 def _write_error(path: str, exc: OSError) -> ArchiverError:
-    """A link where a `.part` goes fails its file; anything else (a full disk) stops the run."""
-    if exc.errno == errno.ELOOP:
-        return link_error(path)
-    return ArchiveWriteError(f"cannot write {path}: {exc.strerror}")
+    """A full disk stops the run; a link or a folder where a `.part` goes fails its file."""
+    return path_error(path, exc)
 
 
 def _nofollow(path: str, flags: int) -> int:

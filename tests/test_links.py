@@ -224,7 +224,6 @@ async def test_a_link_at_archive_dir_itself_is_followed(standin: StandIn, tmp_pa
     assert (await run_cli("verify", "-c", config)).code == 0
 
 
-@pytest.mark.xfail(reason="the .part opens in download.py gain O_NOFOLLOW in another change")
 async def test_a_forged_part_link_is_never_written_through(
     standin: StandIn, tmp_path: Path
 ) -> None:
@@ -239,8 +238,12 @@ async def test_a_forged_part_link_is_never_written_through(
     assert media is not None
     (folder / "video.part.json").write_text(json.dumps({"validator": media.etag}))
 
-    await run_cli("run", "-c", config)
+    result = await run_cli("run", "-c", config)
+    assert result.code == 1, result.output
+    link = folder / "video.part"
+    assert f"{link}: a symbolic link inside the archive; not followed" in result.output
     assert outside.untouched()
+    assert link.is_symlink()
 
 
 async def test_a_link_at_the_quarantine_keeps_the_damage_where_it_is(

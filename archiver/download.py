@@ -97,16 +97,20 @@ async def download_file(
     progress: Callable[[int], None] = lambda n: None,
     new_folder: bool = False,
     space: FreeSpace | None = None,
+    expects: str | None = None,
 ) -> FetchedFile:
     """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt.
 
     `new_folder` says the folder did not exist when its item began: nothing of an earlier
     run can be in it, so the first attempt skips looking for a `.part` or an orphan. `space`
     is checked before each attempt and each block written (`DiskSpaceLow` stops the run).
+    `expects` (`picture`, `video`) narrows the file's extensions where the role does not.
     """
     if media_url(url)[0] is None:
         raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
-    fetch = _Fetch(http, role, url, str(folder), stem, max_bytes, progress, new_folder, space)
+    fetch = _Fetch(
+        http, role, url, str(folder), stem, max_bytes, progress, new_folder, space, expects
+    )
 
     def final(exc: RetryableError) -> Exception:
         return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
@@ -128,6 +132,7 @@ class _Fetch:
         progress: Callable[[int], None],
         new_folder: bool,
         space: FreeSpace | None,
+        expects: str | None,
     ) -> None:
         # Paths are plain strings: for thousands of small files, pathlib's parsing cost more
         # than the system calls it wraps.
@@ -142,6 +147,7 @@ class _Fetch:
         self.progress = progress
         self.unscanned = new_folder
         self.space = space
+        self.expects = expects
 
     async def attempt(self) -> FetchedFile:
         if self.space is not None:
@@ -191,7 +197,7 @@ class _Fetch:
                 self.space,
             )
             await writer.rehash()
-        name = self.stem + extension_for(self.url, writer.content_type, self.role)
+        name = self.stem + self._extension(writer.content_type)
         digest = await writer.finish([], f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, writer.size, digest, writer.content_type)
 
@@ -316,7 +322,7 @@ class _Fetch:
             await writer.append(held)
             await writer.settle()
             return None
-        name = self.stem + extension_for(self.url, writer.content_type, self.role)
+        name = self.stem + self._extension(writer.content_type)
         digest = await writer.finish(held, f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, size, digest, writer.content_type)
 
@@ -349,12 +355,15 @@ class _Fetch:
                 return None
             content_type = response.headers.get("Content-Type")
             last = await response.head_of_body(2)
-        if orphan != self.stem + extension_for(self.url, content_type, self.role):
+        if orphan != self.stem + self._extension(content_type):
             return None
         digest = await asyncio.to_thread(hash_file, path, last)
         if digest is None:
             return None
         return FetchedFile(self.role, orphan, self.url, size, digest, content_type)
+
+    def _extension(self, content_type: str | None) -> str:
+        return extension_for(self.url, content_type, self.role, self.expects)
 
     def _discard(self) -> None:
         remove(self.part, self.meta)

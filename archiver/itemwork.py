@@ -110,6 +110,7 @@ async def _fill_folder(
                 # needs a look for a `.part` or an orphan.
                 new_folder=made,
                 space=limits.space,
+                expects=ref.expects,
             )
         except (ArchiverError, OSError) as exc:
             failures.append((ref.role, _why(exc, folder.path)))

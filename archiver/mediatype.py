@@ -17,8 +17,8 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".webm", ".mkv", ".m4v"})
 PICTURE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"})
 SUBTITLE_EXTENSIONS = frozenset({".json"})
 PICTURE_ROLES = frozenset({"cover", "preview", "thumb"})
-# A role no source names yet (`output-1` of a service that makes pictures and videos alike)
-# may be either; still nothing a browser or a shell would run.
+# A role whose kind is not known (an `output-1` that does not say what it expects) may be a
+# picture or a video; still nothing a browser or a shell would run.
 OTHER_EXTENSIONS = VIDEO_EXTENSIONS | PICTURE_EXTENSIONS
 
 # Types that say nothing about the body: what it is, its first bytes tell.
@@ -50,10 +50,15 @@ _SPACE = b" \t\r\n\x0c"
 _BOM = b"\xef\xbb\xbf"
 
 
-def allowed_extensions(role: str) -> frozenset[str]:
-    """The file extensions a file of `role` may have (with the dot)."""
-    if role == "video":
+def allowed_extensions(role: str, expects: str | None = None) -> frozenset[str]:
+    """The file extensions a file of `role` may have (with the dot).
+
+    `expects` (`picture` or `video`) says it where the role's name does not (`output-1`).
+    """
+    if expects == "video" or role == "video":
         return VIDEO_EXTENSIONS
+    if expects == "picture":
+        return PICTURE_EXTENSIONS
     if role == "subtitles":
         return SUBTITLE_EXTENSIONS
     if role in PICTURE_ROLES:

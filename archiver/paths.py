@@ -129,13 +129,13 @@ def file_stem(ref: MediaRef) -> str:
     return f"{ref.role}.v{safe_name(ref.version)}"
 
 
-def extension_for(url: str, content_type: str | None, role: str) -> str:
+def extension_for(url: str, content_type: str | None, role: str, expects: str | None = None) -> str:
     """The file extension: from the URL path, else the Content-Type, if `role` allows it.
 
     Anything else is `.bin`: a name the archive writes never makes a browser or a shell run
-    what a host sent (`.html`, `.svg`, `.sh`).
+    what a host sent (`.html`, `.svg`, `.sh`). `expects` is the `MediaRef`'s.
     """
-    allowed = allowed_extensions(role)
+    allowed = allowed_extensions(role, expects)
     ext = _url_extension(url)
     if ext in allowed:
         return ext

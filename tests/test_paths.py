@@ -72,6 +72,23 @@ def test_extension_from_url_then_content_type_within_the_roles_allow_list(
     assert extension_for(url, content_type, role) == ext
 
 
+@pytest.mark.parametrize(
+    ("expects", "url", "ext"),
+    [
+        ("picture", "https://h/o/1.png", ".png"),
+        ("picture", "https://h/o/1.mp4", ".bin"),
+        ("video", "https://h/o/1.mp4", ".mp4"),
+        ("video", "https://h/o/1.jpg", ".bin"),
+        (None, "https://h/o/1.mp4", ".mp4"),
+        (None, "https://h/o/1.webp", ".webp"),
+    ],
+)
+def test_a_role_takes_the_extensions_of_what_it_expects(
+    expects: str | None, url: str, ext: str
+) -> None:
+    assert extension_for(url, None, "output-1", expects) == ext
+
+
 def test_item_folders() -> None:
     when = datetime(2025, 9, 21, 21, 25, tzinfo=UTC)
     task = ArchiveItem("task", "../../etc", when, (), {})

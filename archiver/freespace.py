@@ -93,8 +93,12 @@ def _parts(root: str, sources: Iterable[str]) -> list[tuple[str, int]]:
     """Every regular `.part` file in the sources' folders, with its size; links are skipped."""
     found: list[tuple[str, int]] = []
     for name in sources:
-        # os.walk does not follow links to folders: nothing outside the archive is looked at.
-        for folder, _, files in os.walk(f"{root}/{name}"):
+        top = f"{root}/{name}"
+        # os.walk follows no link to a folder, but would start down one: nothing outside the
+        # archive is looked at.
+        if Path(top).is_symlink():
+            continue
+        for folder, _, files in os.walk(top):
             for file in files:
                 if not file.endswith(PART_SUFFIX):
                     continue

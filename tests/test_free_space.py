@@ -110,6 +110,21 @@ async def test_a_short_disk_first_loses_the_runs_own_part_files_largest_first(
     assert_archive_exact(archive, standin, ("chanjing",))
 
 
+def test_room_is_never_made_outside_the_archive(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    _allocate(outside / "2024/01/x/video.part", 4 * MiB)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "chanjing").symlink_to(outside, target_is_directory=True)
+    (archive / "faceswap").mkdir()
+    (archive / "faceswap/video.part").symlink_to(outside / "2024/01/x/video.part")
+    space = FreeSpace(str(archive), _free(tmp_path) + (1 << 40))
+    with pytest.raises(DiskSpaceLow, match=rf"free on {archive} \(min_free_space is "):
+        space.make_room(["chanjing", "faceswap"])
+    assert (outside / "2024/01/x/video.part").stat().st_size == 4 * MiB
+    assert (archive / "faceswap/video.part").is_symlink()
+
+
 async def test_a_disk_that_fills_during_a_run_stops_it_and_the_next_run_finishes(
     make_standin: StandInFactory, tmp_path: Path
 ) -> None:

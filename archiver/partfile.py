@@ -226,6 +226,11 @@ def _read_meta(meta: str) -> dict[str, Any] | None:
 
 
 def resume_state(folder: str, stem: str, part: str, meta: str) -> Resume:
+    """What earlier attempts left of `stem` in `folder`: a `.part` to resume, or an orphan.
+
+    A `.part` whose version cannot be proven (no validator saved), or longer than the size
+    saved for it, is dropped here: the download starts over.
+    """
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
@@ -260,6 +265,7 @@ def resume_state(folder: str, stem: str, part: str, meta: str) -> Resume:
 
 
 def remove(*paths: str) -> None:
+    """Delete each of `paths` that exists."""
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

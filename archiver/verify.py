@@ -298,8 +298,7 @@ def run_verify(
         raise UsageError(f"no source named {sorted(unknown)[0]!r} in {config.path}")
     path = config.archive_dir / MANIFEST
     if not path.exists():
-        log.warning("%s: nothing archived yet", config.archive_dir)
-        return 0
+        raise UsageError(f"{config.archive_dir}: no archive here: nothing has been archived yet")
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(path)
         try:

@@ -31,7 +31,7 @@ from typing import Any
 from archiver.errors import UsageError
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
-from archiver.output import human_bytes
+from archiver.output import byte_bar, human_bytes
 from archiver.paths import inside, within
 from archiver.settings import Config
 from archiver.sidecar import SIDECAR
@@ -304,9 +304,7 @@ def run_verify(
         try:
             bar = None
             if interactive and verbosity >= 0:
-                from tqdm import tqdm
-
-                bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
+                bar = byte_bar("verified")
             try:
                 result = verify_archive(
                     manifest,

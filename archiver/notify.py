@@ -64,14 +64,20 @@ class Outcome:
 
 
 def where(url: str) -> str:
-    """`scheme://host` of a URL: enough to say which it is, nothing of its credentials."""
+    """`scheme://host[:port]` of a URL: enough to say which it is, nothing of its credentials.
+
+    Many Apprise schemes put a token where the host goes (`tgram://<bot token>/...`), so a
+    host is named only when it looks like one (a dotted name, an address, localhost).
+    """
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return "(an unreadable URL)"
-    return f"{parts.scheme}://{host}{port}"
+        return f"{urlsplit(url).scheme}://..."
+    if host == "localhost" or "." in host or ":" in host:
+        return f"{parts.scheme}://{host}{port}"
+    return f"{parts.scheme}://..."
 
 
 class Notifier:
@@ -89,8 +95,9 @@ class Notifier:
             self._ping("/start", "", time.monotonic() + DEADLINE)
 
     def run_ended(self, stats: RunStats) -> list[str]:
-        """Tell of a run that ran; the warnings of what could not be delivered."""
-        return self.end(Outcome.of_run(stats))
+        """Tell of a run that ran; every warning of what could not be delivered, start too."""
+        self.end(Outcome.of_run(stats))
+        return list(self.warnings)
 
     def end(self, outcome: Outcome) -> list[str]:
         """Send the end messages once (a second call does nothing); return new warnings."""
@@ -107,7 +114,8 @@ class Notifier:
         if self.settings.urls and self._wanted(outcome):
             title = self._title(outcome)
             jobs.extend(
-                functools.partial(self._apprise, u, title, body) for u in self.settings.urls
+                functools.partial(self._apprise, i, url, title, body)
+                for i, url in enumerate(self.settings.urls)
             )
         _run_until(jobs, deadline, self._warn)
         return self.warnings[before:]
@@ -152,17 +160,18 @@ class Notifier:
                 time.sleep(min(PING_RETRY_DELAY, max(0.0, deadline - time.monotonic())))
         self._warn(f"notify: ping {where(url)}{suffix or ' (success)'} failed: {reason}")
 
-    def _apprise(self, url: str, title: str, body: str) -> None:
+    def _apprise(self, index: int, url: str, title: str, body: str) -> None:
         import apprise  # the optional extra; the config loader has checked it is there
 
         # Apprise logs the URLs it fails with; ours says which by scheme and host only.
         logging.getLogger("apprise").setLevel(logging.CRITICAL)
+        name = f"notify.urls[{index}] ({where(url)})"
         sender = apprise.Apprise()
         if not sender.add(url):
-            self._warn(f"notify: {where(url)}: not a URL Apprise can use")
+            self._warn(f"{name}: not a URL Apprise can use")
             return
         if not sender.notify(body=body, title=title):
-            self._warn(f"notify: could not deliver to {where(url)}")
+            self._warn(f"{name}: could not deliver the notification")
 
     def _warn(self, message: str) -> None:
         message = REDACT(message)
@@ -174,7 +183,16 @@ def _run_until(
     jobs: list[Callable[[], None]], deadline: float, warn: Callable[[str], None]
 ) -> None:
     """Run `jobs` side by side; stop waiting at `deadline` (the rest are left behind)."""
-    threads = [threading.Thread(target=job, daemon=True, name="notify") for job in jobs]
+
+    def guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception as exc:  # a notifier's bug must not print a traceback into cron mail
+            warn(f"notify: unexpected error: {type(exc).__name__}: {exc}")
+
+    threads = [
+        threading.Thread(target=guarded, args=(job,), daemon=True, name="notify") for job in jobs
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

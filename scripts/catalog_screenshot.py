@@ -3,7 +3,8 @@
     python scripts/catalog_screenshot.py [--out docs/catalog.png]
 
 Needs Playwright's Python package (in the `test` extra) and the distribution's Chromium
-(`apt-get install chromium`, or `$ARCHIVER_CHROMIUM`), as the browser tests do.
+(`apt-get install chromium`, or `$ARCHIVER_CHROMIUM`), as the browser tests do; the demo's
+titles need `fonts-noto-cjk` and `fonts-noto-color-emoji` to show as text, not boxes.
 """
 
 from __future__ import annotations

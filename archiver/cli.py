@@ -194,7 +194,6 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    # Imported here: the download machinery (aiohttp) is not needed by verify or status.
     from archiver.notify import Notifier
 
     # Only the sources this run lists have their credentials read.
@@ -225,6 +224,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(config: Config, args: argparse.Namespace, notifier: Notifier | None) -> RunStats:
+    # Imported here: the download machinery (aiohttp) is not needed by verify or status.
     from archiver.runner import RunOptions, print_summary, run_archive
 
     options = RunOptions(

@@ -66,8 +66,9 @@ class SourceConfig:
 class NotifySettings:
     """Whom to tell how a run ended: a healthchecks.io-style ping URL, Apprise URLs."""
 
-    ping_url: str | None = None  # <url>/start, <url> on success, <url>/fail otherwise
-    urls: tuple[str, ...] = ()  # Apprise URLs: they hold credentials, so they are secrets
+    # Both are secrets (a check's id, an Apprise URL's credentials): never echoed, redacted.
+    ping_url: str | None = secret()  # <url>/start, <url> on success, <url>/fail otherwise
+    urls: tuple[str, ...] = field(default=(), metadata={"secret": True})  # Apprise URLs
     when: Literal["failure", "news", "always"] = "failure"
 
     def secrets(self) -> frozenset[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,13 +28,19 @@ class _RedactingFormatter(logging.Formatter):
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": utc_time(record.created),
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return REDACT(json.dumps(entry, ensure_ascii=False))
+
+
+def utc_time(seconds: float) -> str:
+    """ISO 8601 in UTC with `Z` and milliseconds: a log line's time in any zone it is read."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class _TqdmHandler(logging.StreamHandler[IO[str]]):
@@ -142,9 +149,7 @@ class BarProgress:
         }
         self._tasks = tqdm(desc="tasks listed", unit=" tasks", position=0, **options)
         self._files = tqdm(desc="files", unit=" files", position=1, **options)
-        self._bytes = tqdm(
-            desc="received", unit="B", unit_scale=True, unit_divisor=1024, position=2, **options
-        )
+        self._bytes = byte_bar("received", position=2, **options)
 
     def listed(self, count: int) -> None:
         self._tasks.update(count)
@@ -161,11 +166,32 @@ class BarProgress:
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
+    """A size in binary units, as everything archiver shows sizes: `512 B`, `17.1 MiB`.
+
+    The catalog's page does the same in JavaScript (`formatBytes` in catalog.js).
+    """
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
-    return f"{count:.1f} TiB"
+    return f"{count:.1f} GiB"
+
+
+def byte_bar(desc: str, **options: Any) -> Any:
+    """A tqdm bar counting bytes in the units of `human_bytes` (tqdm's own say `16.3MB`)."""
+    from tqdm import tqdm  # see BarProgress
+
+    class ByteBar(tqdm):  # type: ignore[misc]
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            values: dict[str, Any] = super().format_dict
+            rate = values.get("rate")
+            values["size"] = human_bytes(values["n"])
+            values["speed"] = f"{human_bytes(rate)}/s" if rate else "? B/s"
+            return values
+
+    bar_format = "{desc}: {size} [{elapsed}, {speed}]"
+    return ByteBar(desc=desc, bar_format=bar_format, **options)
 
 
 def summary_lines(stats: RunStats) -> list[str]:

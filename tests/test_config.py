@@ -146,3 +146,18 @@ async def test_an_unknown_source_on_the_command_line_exits_2(
     result = await run_cli("run", "-c", path, "--source", "nosuch")
     assert result.code == 2
     assert "nosuch" in result.output
+
+
+def test_notify_urls_are_secrets_never_echoed(tmp_path: Path) -> None:
+    config = yaml.safe_load(yaml.safe_dump(BASE, sort_keys=False))
+    config["notify"] = {"ping_url": ["https://hc-ping.com/secret-uuid-1"]}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, config), {"FACESWAP_TOKEN": "t"})
+    assert "notify.ping_url" in str(caught.value)
+    assert "secret-uuid-1" not in str(caught.value)
+    config["notify"] = {
+        "ping_url": "https://hc-ping.com/secret-uuid-2",
+        "urls": ["json://user:pass-word-3@127.0.0.1/x"],
+    }
+    loaded = load_config(write(tmp_path, config), {"FACESWAP_TOKEN": "t"})
+    assert {"https://hc-ping.com/secret-uuid-2", "pass-word-3"} <= loaded.secrets

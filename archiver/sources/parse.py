@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from archiver.nesting import record_problem
 from archiver.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
 from archiver.sources.fields import media_url, record_id, unix_time
 
@@ -33,6 +34,9 @@ def parse_task(row: Any, fields: TaskFields) -> Listed:
     task_id = record_id(row.get("id"))
     if task_id is None:
         return Rejected(None, "record has no usable id")
+    too_much = record_problem(row)
+    if too_much is not None:  # the fingerprint and the sidecar could not take it
+        return Rejected(task_id, too_much)
     state = row.get(fields.state_key)
     if isinstance(state, bool) or not isinstance(state, int):
         return Rejected(task_id, f"{fields.state_key} is not a number: {str(state)[:40]!r}")

@@ -95,6 +95,10 @@ async def test_a_billion_pages_of_the_same_tasks_are_stopped(
     async with PageApi(lambda page, size: answer) as api:
         source = source_config(api, "chanjing", qps=1000)
         config = _config(tmp_path, standin, "chanjing", source)
+        dry = await run_cli("run", "-c", config, "--no-progress", "--dry-run")
+        assert dry.code == 3, dry.output  # without a manifest too
+        assert f"chanjing: listing stopped at page {1 + PAGES_WITHOUT_NEW}" in dry.output
+        api.pages.clear()
         await _assert_stopped(tmp_path, config, api, "chanjing", _succeeded(records, "status", 20))
 
 
@@ -143,3 +147,19 @@ async def test_a_long_rerun_of_archived_tasks_goes_to_its_end(
     source = _report(tmp_path)["sources"]["faceswap"]
     assert source["listed_to_end"] is True
     assert source["already_archived"] == len(standin.dataset.succeeded_vth())
+
+
+async def test_a_source_keeps_its_own_stop_conditions(
+    make_standin: StandInFactory, tmp_path: Path
+) -> None:
+    # The same full page again and again: video_task_history's own check stops at page 2,
+    # long before the guard would.
+    standin = await make_standin(SPEC)
+    records = standin.dataset.vth_tasks()[:10]
+    async with PageApi(lambda page, size: vth_page(records)) as api:
+        config = _config(tmp_path, standin, "faceswap", source_config(api, "faceswap"))
+        result = await run_cli("run", "-c", config, "--no-progress")
+    assert result.code == 3, result.output
+    assert "faceswap: cannot list: page 2 repeats page 1" in result.output
+    assert max(api.pages) <= 3
+    assert task_ids(tmp_path / "archive", "faceswap") == _succeeded(records, "state", 30)

@@ -13,13 +13,15 @@ Three rules keep the page safe to open whatever the APIs sent:
   puts text into the DOM only through `textContent` and attributes, never as HTML;
 - a Content-Security-Policy allows nothing but the page's own nonce'd scripts and local media.
 
-Both files are written atomically (temp file in the same folder, fsync, rename): the data
-script first, then the page, which names the build it expects and says so if they differ.
+Both files are written by the archive's one atomic writer (`archivefs.atomic_file`: a new
+temporary file, fsync, rename): the data script first, then the page, which names the build
+it expects and says so if they differ.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import itertools
 import json
 import math
@@ -27,9 +29,8 @@ import os
 import re
 import secrets
 import sqlite3
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -37,7 +38,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from archiver.errors import ArchiveWriteError, ManifestError
+from archiver.archivefs import Folder, atomic_file, open_root
+from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
+from archiver.sources import Source, source_types
+from archiver.sources.base import RecordView
 
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
@@ -48,10 +52,8 @@ DATA_FORMAT = 1
 # Long texts are cut: a card shows two lines, and 20,000 full prompts would bloat the data.
 _TITLE_LIMIT = 300
 _PROMPT_LIMIT = 2000
-_IMAGE_ROLES = ("cover", "preview", "thumb")
 # A path of unreserved URL characters only is already a relative URL as it stands.
 _PLAIN_PATH = re.compile(r"[\w.~-]+(?:/[\w.~-]+)*", re.ASCII)
-_TEMPLATE_IMAGE_ROLES = ("thumb", "cover")
 
 # One pass over `items` in primary-key order, its files joined: no sort, rows streamed.
 _ITEMS_SQL = """
@@ -94,21 +96,21 @@ def write_catalog(archive_dir: Path) -> Path:
     except sqlite3.Error as exc:
         raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
     try:
-        with _atomic_text(archive_dir / DATA_NAME) as out:
+        root = open_root(archive_dir)
+    except ArchiverError:
+        connection.close()
+        raise
+    try:
+        with _atomic_text(root, DATA_NAME) as out:
             counts = _write_data(connection, archive_dir, out, token, built_at)
+        with _atomic_text(root, INDEX_NAME) as out:
+            out.write(_render_page(token, built_at, counts))
     except sqlite3.Error as exc:
         raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write the catalog in {archive_dir}: {exc}") from exc
     finally:
         connection.close()
-    index = archive_dir / INDEX_NAME
-    try:
-        with _atomic_text(index) as out:
-            out.write(_render_page(token, built_at, counts))
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write the catalog {index}: {exc}") from exc
-    return index
+        os.close(root.fd)
+    return archive_dir / INDEX_NAME
 
 
 def _connect(manifest: Path) -> sqlite3.Connection:
@@ -145,6 +147,8 @@ def _write_data(
             item.source, {"type": None, "tasks": 0, "templates": 0, "bytes": 0}
         )
         totals["type"] = totals["type"] or entry.get("type")
+        if "label" not in totals and entry.get("type"):
+            totals["label"] = _label(entry["type"])
         totals["bytes"] += sum(int(row[4] or 0) for row in item.files)
         if item.kind == "template":
             totals["templates"] += 1
@@ -171,6 +175,7 @@ def _entry(archive_dir: Path, item: _Item) -> dict[str, Any]:
     sidecar = _read_sidecar(f"{root}/{item.folder}/{SIDECAR_NAME}") if folder else None
     files = [_file_entry(root, row) for row in item.files]
     present = {f["role"]: f["href"] for f in files if f["current"] and f["present"]}
+    view = _view(item.kind, sidecar)
     entry: dict[str, Any] = {
         "source": item.source,
         "id": item.id,
@@ -178,15 +183,29 @@ def _entry(archive_dir: Path, item: _Item) -> dict[str, Any]:
         "archived": item.archived_at,
         "folder": folder,
         "sidecar": _href(f"{item.folder}/{SIDECAR_NAME}") if folder else None,
-        "video": present.get("video"),
-        "image": next((present[role] for role in _image_roles(item.kind) if role in present), None),
+        "video": None if view.picture else _first(present, view.video_roles),
+        "image": _first(present, view.image_roles),
+        "picture": True if view.picture else None,
         "files": files,
     }
     if sidecar is not None:
-        entry.update(_describe(item.kind, sidecar))
+        entry.update(_describe(item.kind, sidecar, view))
     state, level, problems = _health(sidecar, files)
     entry.update(state=state, level=level, problems=problems)
     return {key: value for key, value in entry.items() if value is not None}
+
+
+def _first(present: dict[str, str], roles: tuple[str, ...]) -> str | None:
+    return next((present[role] for role in roles if role in present), None)
+
+
+def _view(kind: str, sidecar: dict[str, Any] | None) -> RecordView:
+    """How the item's own source type shows its record (a plain view if the type is unknown)."""
+    sidecar = sidecar or {}
+    record = sidecar.get("record")
+    record = record if isinstance(record, dict) else {}
+    # Every view takes a dict of any content; the catalog checks the values it returns.
+    return source_types().get(str(sidecar.get("type")), Source).view(kind, record)
 
 
 def _health(
@@ -206,10 +225,6 @@ def _health(
     if missing:
         return " and ".join(str(role) for role in missing) + " missing", "warn", problems
     return "complete", "ok", problems
-
-
-def _image_roles(kind: str) -> tuple[str, ...]:
-    return _TEMPLATE_IMAGE_ROLES if kind == "template" else _IMAGE_ROLES
 
 
 def _file_entry(root: str, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -237,23 +252,22 @@ def _read_sidecar(path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _describe(kind: str, sidecar: dict[str, Any]) -> dict[str, Any]:
-    """Texts shown on a card, from the record as the service sent it (any shape at all)."""
-    record = sidecar.get("record")
-    record = record if isinstance(record, dict) else {}
-    # A task of video_task_history is titled by its template; a template record is the
-    # template itself.
-    template = record if kind == "template" else record.get("videoTemp")
-    template = template if isinstance(template, dict) else {}
-    duration = record.get("duration")
+def _describe(kind: str, sidecar: dict[str, Any], view: RecordView) -> dict[str, Any]:
+    """Texts shown on a card, as the source reads its record (any shape at all)."""
     return {
         "type": _text(sidecar.get("type"), 100),
-        "title": _text(template.get("title") or record.get("title"), _TITLE_LIMIT),
-        "prompt": _text(template.get("prompt") or record.get("prompt"), _PROMPT_LIMIT),
-        "author": _text(template.get("author"), _TITLE_LIMIT) if kind == "template" else None,
-        "template": _ident(template.get("id")) if kind == "task" else None,
-        "duration": duration if _is_duration(duration) else None,
+        "title": _text(view.title, _TITLE_LIMIT),
+        "prompt": _text(view.prompt, _PROMPT_LIMIT),
+        "author": _text(view.author, _TITLE_LIMIT),
+        "template": _ident(view.template),
+        "duration": view.duration if _is_duration(view.duration) else None,
     }
+
+
+def _label(type_name: str) -> str | None:
+    """What the catalog calls the work of a source type (None for a type it does not know)."""
+    source_type = source_types().get(type_name)
+    return source_type.label or None if source_type is not None else None
 
 
 def _is_duration(value: Any) -> bool:
@@ -314,30 +328,12 @@ def _render_page(token: str, built_at: str, counts: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _atomic_text(target: Path) -> Iterator[TextIO]:
-    """Yield a temp file beside `target`; on success fsync it and rename it over `target`."""
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+def _atomic_text(folder: Folder, name: str) -> Iterator[TextIO]:
+    """Text written to `folder/name` through the archive's one atomic writer, flushed."""
+    with atomic_file(folder, name, durable=True) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        try:
             yield out
             out.flush()
-            os.fsync(out.fileno())
-        temp.chmod(0o644)  # mkstemp's 0600 would hide the page from other local users
-        temp.replace(target)
-    except BaseException:
-        with suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    # The rename is durable only once the folder itself is flushed.
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+        finally:
+            out.detach()  # the writer closes the file itself

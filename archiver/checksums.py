@@ -1,19 +1,23 @@
 """`SHA256SUMS` per source: the archive, checkable with `sha256sum -c` and no archiver.
 
 Paths are relative to the archive root, so `cd <archive> && sha256sum -c <source>/SHA256SUMS`
-checks every file the manifest has for that source. Written atomically from the manifest.
+checks every file the manifest has for that source. Written atomically from the manifest, into
+the source's folder opened without following links (see `archivefs`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import os
 from pathlib import Path
+from stat import S_ISREG
 
-from archiver.errors import ArchiveWriteError
+from archiver.archivefs import Folder, archive_folder, atomic_file, path_error
 from archiver.manifest import ManifestStore
-from archiver.paths import inside, safe_name
+from archiver.paths import safe_name
+
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 FILE_NAME = "SHA256SUMS"
 READ_BLOCK = 1 << 20
@@ -31,43 +35,47 @@ def write_checksums(manifest: ManifestStore, archive_dir: Path, source: str) -> 
     second pass: at 100,000 files the text is 10 MB, and holding it (twice, to compare) would
     be most of a run's memory.
     """
-    path = inside(archive_dir, f"{safe_name(source)}/{FILE_NAME}")
+    source_folder = safe_name(source)
+    path = f"{archive_dir}/{source_folder}/{FILE_NAME}"
     key = f"{FILE_NAME} {source}"
     # Read before the lines are: a change made meanwhile then shows as a moved mark next time.
     changes = manifest.changes()
-    temp = path.with_name(path.name + ".tmp")
-    try:
-        on_disk = _digest(path)
+    with archive_folder(archive_dir, source_folder) as folder:
+        on_disk = _digest(folder)
         noted = manifest.note(key) if on_disk is not None and changes is not None else None
         if on_disk is not None and noted == f"{changes} {on_disk.hex()}":
-            return path
+            return Path(path)
         fresh = hashlib.sha256()
         for text in manifest.checksum_lines(source):
             fresh.update(text.encode("utf-8"))
         if on_disk != fresh.digest():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with temp.open("w", encoding="utf-8") as out:
+            with atomic_file(folder, FILE_NAME, durable=True) as out:
                 for text in manifest.checksum_lines(source):
-                    out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            temp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None
+                    out.write(text.encode("utf-8"))
     if changes is not None:
         manifest.set_note(key, f"{changes} {fresh.hexdigest()}")
-    return path
+    return Path(path)
 
 
-def _digest(path: Path) -> bytes | None:
-    """The sha256 of the file at `path`, or None if there is none."""
+def _digest(folder: Folder) -> bytes | None:
+    """The sha256 of the folder's `SHA256SUMS`, or None if there is no such plain file.
+
+    A link or a FIFO there is not opened (`O_NOFOLLOW`, `O_NONBLOCK`): the rename that follows
+    replaces it, and a folder there makes that rename fail with an error naming it.
+    """
     hasher = hashlib.sha256()
     try:
-        with path.open("rb") as source:
+        fd = os.open(FILE_NAME, READ_FLAGS, dir_fd=folder.fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP):
+            return None
+        raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
+    with open(fd, "rb") as source:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
             while block := source.read(READ_BLOCK):
                 hasher.update(block)
-    except FileNotFoundError:
-        return None
+        except OSError as exc:
+            raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
     return hasher.digest()

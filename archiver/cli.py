@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Re-hash every archived file against the manifest and check every sidecar. Each task "
             "with a missing or changed file or a broken sidecar is named, and fetched again by the "
-            "next run. Exit status 1 if anything is wrong."
+            "next run; changed bytes are kept in .archiver/quarantine/. Files the manifest does "
+            "not know are named and left in place. Exit status 1 if anything is wrong."
         ),
     )
     _config_option(verify)

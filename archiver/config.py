@@ -219,6 +219,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{where}: must be one of {choices}, got {value!r}")
         return value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        # A list setting (`kinds: [image, video]`): each entry checked as the element type.
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()

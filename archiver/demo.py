@@ -1,5 +1,8 @@
 """`archiver demo`: the whole tool, end to end, against a bundled stand-in of both services.
 
+Both services means every list they have: the face-swap task history, and the whole Chanjing
+account (lip-sync and synthesized videos, custom avatars, AI images and videos).
+
 The stand-in runs on loopback ports in the same process; the demo writes an ordinary config
 file for it (under `.archiver/`), then archives exactly as `archiver run` would. Its data comes
 from a fixed seed, so a second demo into the same folder finds everything already archived.
@@ -11,6 +14,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from archiver.archivefs import archive_folder, atomic_file
 from archiver.config import load_config
 from archiver.errors import ArchiveWriteError
 from archiver.job import ArchiveJob
@@ -42,6 +46,21 @@ sources:
     app_id: {app_id}
     secret_key: {secret_key}
     page_size: 50
+  chanjing-videos:
+    type: chanjing_video
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
+  chanjing-avatars:
+    type: chanjing_avatar
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
+  chanjing-ai:
+    type: chanjing_ai_creation
+    base_url: {api_url}
+    app_id: {app_id}
+    secret_key: {secret_key}
 """
 
 
@@ -50,11 +69,18 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
     directory = directory.resolve()
     config_path = directory / ".archiver" / "demo-config.yaml"
     try:
-        config_path.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot create {config_path.parent}: {exc.strerror}") from None
+        raise ArchiveWriteError(f"cannot create {directory}: {exc.strerror}") from None
     # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
-    spec = DatasetSpec(vth_tasks=tasks, chanjing_tasks=tasks, decodable_media=True)
+    spec = DatasetSpec(
+        vth_tasks=tasks,
+        chanjing_tasks=tasks,
+        chanjing_videos=tasks // 2,
+        chanjing_avatars=max(tasks // 5, 1),
+        ai_creations=tasks // 2,
+        decodable_media=True,
+    )
     with ArchiveLock(directory):
         manifest = ManifestStore.open(directory / MANIFEST)
         try:
@@ -80,7 +106,7 @@ async def _demo(
             app_id=DEMO_CHANJING_APP_ID,
             secret_key=DEMO_CHANJING_SECRET_KEY,
         )
-        await asyncio.to_thread(config_path.write_text, text, encoding="utf-8")
+        await asyncio.to_thread(_write_config, config_path, text)
         config = load_config(config_path)
         run_id = manifest.begin_run("demo")
         bars = BarProgress() if progress else None
@@ -93,3 +119,12 @@ async def _demo(
         # The manifest's connection belongs to this thread; the work is brief.
         finish_run(config, manifest, run_id, stats, RunOptions(command="demo"))
         return stats
+
+
+def _write_config(path: Path, text: str) -> None:
+    # Inside the archive, so through the archive's own writer: never through a planted link.
+    with (
+        archive_folder(path.parent.parent, path.parent.name) as folder,
+        atomic_file(folder, path.name, durable=False) as out,
+    ):
+        out.write(text.encode("utf-8"))

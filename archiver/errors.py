@@ -18,7 +18,11 @@ nothing above the HTTP layer, the manifest or the file writer sees them.
     │   ├── HttpStatusError               a final HTTP status (404, 403, ...)
     │   ├── FileTooLarge                  larger than `max_file_bytes`
     │   └── UnsafeUrl                     not an http(s) URL
+    ├── ArchivePathError              exit 2: a path inside the archive is a link or in the way
     └── ArchiveWriteError             exit 1: the archive could not be written (disk full, ...)
+
+An `ArchivePathError` met by one item fails that item (exit 1), met by the report that
+report; it ends a command (exit 2, nothing touched) only when met at the lock or the manifest.
 
 A `SourceError` does not name its source: the job that lists the source says which one
 (`chanjing: cannot list: credentials rejected: code 10400 ...`), since sources can share one
@@ -102,6 +106,12 @@ class FileTooLarge(TransferError):
 
 class UnsafeUrl(TransferError):
     """The URL is not an http(s) URL, so it is never fetched."""
+
+
+class ArchivePathError(ArchiverError):
+    """A path inside the archive cannot be used: a link, or a file where a folder should be."""
+
+    exit_status = 2
 
 
 class ArchiveWriteError(ArchiverError):

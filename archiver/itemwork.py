@@ -1,7 +1,7 @@
 """Archiving one item: fetch its files into its folder, then write its sidecar.
 
-It touches nothing but the item's own folder, and reports what it did as an `ItemResult`; the
-caller keeps the statistics, the log and the manifest.
+It touches nothing but the item's own folder, opened once, never through a link, and reports
+what it did as an `ItemResult`; the caller keeps the statistics, the log and the manifest.
 """
 
 from __future__ import annotations
@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from archiver.download import download_file
-from archiver.errors import TransferError
+from archiver.archivefs import Folder, ItemFolders, archive_wide, path_error
+from archiver.download import FetchedFile, download_file
+from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, TransferError
 from archiver.http import HttpClient
 from archiver.manifest import FileRow, utc_now
 from archiver.paths import file_stem, within
 from archiver.records import ArchiveItem
-from archiver.sidecar import sidecar_document, url_identity, write_sidecar
+from archiver.sidecar import SIDECAR, sidecar_document, url_identity, write_sidecar
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class ItemLimits:
 
     root: str  # the archive folder
     max_file_bytes: int
+    folders: ItemFolders  # opens item folders without following links
 
 
 async def archive_item(
@@ -56,14 +59,33 @@ async def archive_item(
 ) -> ItemResult:
     """Fetch the item's files that are not archived yet; write its sidecar if none failed.
 
-    A file that cannot be had (`TransferError`) fails its role and the item, not the run; an
-    `ArchiveWriteError` (a full disk) is raised.
+    Whatever goes wrong with one file fails its role and the item, not the run: a file that
+    cannot be had (`TransferError`), or a path of the item that cannot be used (a link, a
+    folder where a file should be: any `OSError` not of the whole archive). An error of the
+    whole archive (a full disk) is raised, as an `ArchiveWriteError`.
     """
+    try:
+        folder, made = limits.folders.open(task.folder)
+    except ArchiverError as exc:
+        if isinstance(exc, ArchiveWriteError):
+            raise
+        return ItemResult((), 0, (("folder", str(exc)),), ())
+    try:
+        return await _fill_folder(http, task, limits, folder, made, received)
+    finally:
+        os.close(folder.fd)
+
+
+async def _fill_folder(
+    http: HttpClient,
+    task: ItemTask,
+    limits: ItemLimits,
+    folder: Folder,
+    made: bool,
+    received: Callable[[int], None],
+) -> ItemResult:
+    """The item's files, then its sidecar, into its open `folder` (`made` if new this run)."""
     item = task.item
-    folder = f"{limits.root}/{task.folder}"
-    # A folder that is not there holds nothing of an earlier run: no file of it needs a
-    # look for a `.part` or an orphan (one stat per item, instead of a scan per file).
-    new_folder = bool(item.media) and not os.path.isdir(folder)  # noqa: PTH112, ASYNC240
     files: list[FileRow] = []
     written: list[str] = []
     failures: list[tuple[str, str]] = []
@@ -78,42 +100,65 @@ async def archive_item(
                 http,
                 ref.role,
                 ref.url,
-                folder,
+                folder.path,
                 stem,
                 max_bytes=limits.max_file_bytes,
                 progress=received,
-                new_folder=new_folder,
+                # A folder made just now holds nothing of an earlier run: no file of it
+                # needs a look for a `.part` or an orphan.
+                new_folder=made,
             )
-        except TransferError as exc:
-            failures.append((ref.role, str(exc)))
+        except (ArchiverError, OSError) as exc:
+            failures.append((ref.role, _why(exc, folder.path)))
             continue
-        written.append(f"{folder}/{fetched.name}")
-        files.append(
-            FileRow(
-                name=fetched.name,
-                role=ref.role,
-                path=f"{task.folder}/{fetched.name}",
-                url=fetched.url,
-                bytes=fetched.bytes,
-                sha256=fetched.sha256,
-                content_type=fetched.content_type,
-            )
-        )
+        written.append(f"{folder.path}/{fetched.name}")
+        files.append(_file_row(task.folder, fetched))
     count = len(written)
     if not failures:
-        current = {f.name for f in files}
-        document = sidecar_document(
-            source=task.source,
-            source_type=task.source_type,
-            item=item,
-            files=files,
-            missing=dict(item.problems),
-            previous=[f for f in task.known_files if f.name not in current],
-            archived_at=utc_now(),
-        )
-        # A few kilobytes: written where the files were, with no hop to another thread.
-        written.append(write_sidecar(folder, document))
+        try:
+            written.append(write_sidecar(folder, _document(task, files)))
+        except ArchivePathError as exc:
+            failures.append((SIDECAR, str(exc)))
     return ItemResult(tuple(files), count, tuple(failures), tuple(written))
+
+
+def _why(exc: ArchiverError | OSError, folder: str) -> str:
+    """Why one file failed, in one line naming the path; re-raises what ends the run."""
+    if isinstance(exc, TransferError | ArchivePathError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = str(exc.filename or folder)
+        if archive_wide(exc):
+            raise path_error(where, exc) from exc
+        return f"{where}: {exc.strerror}"
+    if archive_wide(exc):
+        raise exc
+    return str(exc)
+
+
+def _file_row(folder: str, fetched: FetchedFile) -> FileRow:
+    return FileRow(
+        name=fetched.name,
+        role=fetched.role,
+        path=f"{folder}/{fetched.name}",
+        url=fetched.url,
+        bytes=fetched.bytes,
+        sha256=fetched.sha256,
+        content_type=fetched.content_type,
+    )
+
+
+def _document(task: ItemTask, files: list[FileRow]) -> dict[str, Any]:
+    current = {f.name for f in files}
+    return sidecar_document(
+        source=task.source,
+        source_type=task.source_type,
+        item=task.item,
+        files=files,
+        missing=dict(task.item.problems),
+        previous=[f for f in task.known_files if f.name not in current],
+        archived_at=utc_now(),
+    )
 
 
 def _reusable(known: tuple[FileRow, ...], role: str, url: str, root: str) -> FileRow | None:

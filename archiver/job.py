@@ -20,11 +20,12 @@ from pathlib import PurePosixPath
 from stat import S_ISREG
 from typing import Protocol
 
+from archiver.archivefs import ItemFolders
 from archiver.durable import BatchCommitter
 from archiver.errors import ArchiverError, ArchiveWriteError, ListingRepeats, SourceError
 from archiver.guard import ListingGuard
 from archiver.http import HttpClient
-from archiver.itemwork import ItemLimits, ItemTask, archive_item
+from archiver.itemwork import ItemLimits, ItemResult, ItemTask, archive_item
 from archiver.manifest import (
     KnownItem,
     ListedItem,
@@ -97,6 +98,7 @@ class ArchiveJob:
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
         self._warnings = RepeatedWarnings(log)
+        self._folders = ItemFolders(self.root)
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
         """Archive everything new from `sources`; returns the run's statistics."""
@@ -138,9 +140,13 @@ class ArchiveJob:
             except* ArchiverError as group:
                 # A full disk or an unwritable archive: stop everything, say why.
                 self.stats.fatal = str(group.exceptions[0])
+            except* Exception as group:  # a bug: the run still ends with its report
+                self.stats.fatal = self.stats.fatal or _unexpected(group.exceptions[0])
+                log.debug("traceback", exc_info=group.exceptions[0])
         except asyncio.CancelledError:
             self.stats.interrupted = True
         finally:
+            self._folders.close()
             if self._committer is not None:
                 # What finished before the stop is recorded; the rest is retried next time.
                 try:
@@ -371,7 +377,9 @@ class ArchiveJob:
     # Downloading
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
-        limits = ItemLimits(root=str(self.root), max_file_bytes=self.config.max_file_bytes)
+        limits = ItemLimits(
+            root=str(self.root), max_file_bytes=self.config.max_file_bytes, folders=self._folders
+        )
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)
 
@@ -392,7 +400,13 @@ class ArchiveJob:
             stats.bytes += count
             self.progress.received(count)
 
-        result = await archive_item(http, task, limits, received)
+        try:
+            result = await archive_item(http, task, limits, received)
+        except ArchiverError:
+            raise  # the archive as a whole cannot be written: the run stops (see `run`)
+        except Exception as exc:  # a bug met by one item must not cost the others their run
+            log.debug("traceback", exc_info=True)
+            result = ItemResult((), 0, (("item", _unexpected(exc)),), ())
         stats.files += result.fetched
         for _ in range(result.fetched):
             self.progress.file_done()
@@ -429,3 +443,7 @@ class ArchiveJob:
             clean = complete and not stats.failed and not stats.listing_error
             clean = clean and not self.stats.fatal
             self.manifest.set_source_state(cfg.name, listed_to_end=stats.listed_to_end, clean=clean)
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"unexpected error: {type(exc).__name__}: {exc}"

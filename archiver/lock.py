@@ -1,7 +1,8 @@
 """The archive's lock: one run at a time per archive, released even if the process is killed.
 
 An `flock` on `.archiver/lock` is held for the whole run; the kernel drops it when the process
-dies, so a run killed with -9 never leaves a stale lock behind.
+dies, so a run killed with -9 never leaves a stale lock behind. A link at `.archiver` or at
+the lock is refused (`ArchivePathError`, exit 2): nothing is touched.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from archiver.errors import ArchiveBusy, ArchiveWriteError
+from archiver.archivefs import archive_folder, open_regular
+from archiver.errors import ArchiveBusy
 
 
 class ArchiveLock:
@@ -23,11 +25,10 @@ class ArchiveLock:
         self._fd: int | None = None
 
     def __enter__(self) -> ArchiveLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ArchiveWriteError(f"cannot create {self.path}: {exc.strerror}") from None
+        # `.archiver` and the lock file are opened without following links: the lock file is
+        # the one file a run changes in place, so it must be a plain file of the archive's own.
+        with archive_folder(self.path.parent.parent, ".archiver") as folder:
+            fd = open_regular(folder, self.path.name, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -18,11 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from archiver.archivefs import refuse_links
 from archiver.errors import ArchiveWriteError, ManifestError
 from archiver.redact import REDACT
 from archiver.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
+JOURNALS = ("", "-wal", "-shm", "-journal")  # the manifest's file and those SQLite keeps beside
 CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
@@ -112,6 +114,8 @@ class ManifestStore:
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> ManifestStore:
         """Open (or, unless `readonly`, create) the manifest at `path`."""
+        # SQLite follows links: one planted at the manifest or its journals would be written.
+        refuse_links(path.parent, tuple(path.name + end for end in JOURNALS))
         exists = path.exists()
         if readonly and not exists:
             raise ManifestError(f"{path}: no manifest here; nothing has been archived yet")
@@ -421,3 +425,12 @@ class ManifestStore:
         )
         while batch := cursor.fetchmany(rows):
             yield "".join([line for (line,) in batch])
+
+    def file_paths(self, sources: Sequence[str] = ()) -> set[str]:
+        """The path of every file the manifest knows (of `sources`, if given), any state."""
+        query = "SELECT path FROM files"
+        if sources:
+            query += f" WHERE source IN ({','.join('?' * len(sources))})"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        return {path for (path,) in cursor.execute(query, tuple(sources))}

@@ -2,7 +2,8 @@
 
 Every path part that comes from API data passes through `safe_name`, which keeps plain names as
 they are and percent-encodes anything else reversibly (`..` becomes `%2E.`, `a/b` becomes
-`a%2Fb`), so nothing can land outside `archive_dir`; `inside` checks the result anyway.
+`a%2Fb`), so nothing can land outside `archive_dir`; `inside` checks the result anyway. An item
+folder part that would be a name the archive uses itself (`RESERVED`) is encoded too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,25 @@ from urllib.parse import unquote, urlsplit
 
 from archiver.records import ArchiveItem, MediaRef
 
+# Names the archive uses for itself, compared without case (an archive copied to a disk that
+# ignores case must not mix them up either). No item folder part may be one of them; names
+# starting with a dot (`.archiver`, temporary files) are already out of reach of `safe_name`.
+# Year and month folders need no place here: one layout puts them at depths where no id is.
+RESERVED = frozenset(
+    name.lower()
+    for name in (
+        "SHA256SUMS",
+        "templates",
+        "undated",
+        "index.html",
+        "index-data.js",
+        "metadata.json",
+        "manifest.sqlite3",
+        "manifest.sqlite3-wal",
+        "manifest.sqlite3-shm",
+        "manifest.sqlite3-journal",
+    )
+)
 PLAIN = re.compile(r"[A-Za-z0-9_.\-]")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 MAX_NAME = 120
@@ -60,17 +80,31 @@ def original_name(name: str) -> str:
 
 
 def item_folder(source: str, item: ArchiveItem, layout: str) -> PurePosixPath:
-    """The item's folder, relative to the archive root."""
+    """The item's folder, relative to the archive root; never a name the archive uses itself."""
     ident = safe_name(item.id)
     if item.kind == "template":
-        return PurePosixPath(safe_name(source), "templates", ident)
+        return PurePosixPath(safe_name(source), "templates", unreserved(ident, ident))
     return PurePosixPath(safe_name(source), *date_parts(item.created_at, layout, ident))
+
+
+def unreserved(part: str, ident: str) -> str:
+    """`part` (a path part holding the encoded id `ident`), encoded further if it is reserved.
+
+    The id's first character is percent-encoded, which changes the part, stays reversible
+    (`original_name`) and cannot meet another id's name, since `safe_name` encodes every `%`.
+    """
+    if part.lower() not in RESERVED:
+        return part
+    if ident and ident in part and ident[0] != "%":
+        head = "".join(f"%{byte:02X}" for byte in ident[0].encode("utf-8"))
+        return part.replace(ident, head + ident[1:], 1)
+    return "".join(f"%{byte:02X}" for byte in part[0].encode("utf-8")) + part[1:]
 
 
 def date_parts(created: datetime | None, layout: str, ident: str) -> tuple[str, ...]:
     """The layout's parts for one task: `2025/09/<id>` by default, `undated/<id>` if no date."""
     if created is None:
-        return ("undated", ident)
+        return ("undated", unreserved(ident, ident))
     text = layout.format(
         year=f"{created.year:04d}",
         month=f"{created.month:02d}",
@@ -78,7 +112,9 @@ def date_parts(created: datetime | None, layout: str, ident: str) -> tuple[str, 
         id="\0",
     )
     parts = [p for p in text.split("/") if p and p != "."]
-    return tuple(ident if p == "\0" else safe_name(p).replace("%00", ident) for p in parts)
+    return tuple(
+        unreserved(ident if p == "\0" else safe_name(p).replace("%00", ident), ident) for p in parts
+    )
 
 
 def file_stem(ref: MediaRef) -> str:

@@ -21,11 +21,14 @@ class MediaRef:
 
     `version` is set when the service versions the URL (`?v=2` on templates): a new version
     is archived as a new file beside the old one, named `<role>.v<version><ext>`.
+    `expects` says what kind of file it is where the role's name does not (`output-1` of an AI
+    creation is a picture or a video, by the task's type); None: the role's name says.
     """
 
     role: str
     url: str
     version: str | None = None
+    expects: Literal["picture", "video"] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ArchiveWriteError
+from archiver.archivefs import Folder, archive_folder, atomic_file
+from archiver.errors import ArchiverError
 from archiver.redact import REDACT
 from archiver.stats import RunStats
+
+RUNS = ".archiver/runs"
 
 
 def report_document(
@@ -47,30 +50,30 @@ def write_report(
     archive_dir: Path, document: dict[str, Any], *, keep: int, extra: Path | None = None
 ) -> Path:
     """Write the report into `.archiver/runs/` (and to `extra`), keeping the newest `keep`."""
-    folder = archive_dir / ".archiver" / "runs"
     # Microseconds keep two runs in one second apart, and names sort in time order.
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    text = REDACT(json.dumps(document, ensure_ascii=False, indent=2)) + "\n"
-    path = folder / f"{stamp}.json"
+    name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + ".json"
+    data = (REDACT(json.dumps(document, ensure_ascii=False, indent=2)) + "\n").encode("utf-8")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
+        with archive_folder(archive_dir, RUNS) as folder:
+            with atomic_file(folder, name, durable=True) as out:
+                out.write(data)
+            _prune(folder, keep)
+            path = Path(folder.path) / name
         if extra is not None:
-            write_atomically(extra, text)
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write the run report: {exc}") from None
-    reports = sorted(p for p in folder.glob("*.json"))
-    for old in reports[: max(0, len(reports) - max(1, keep))]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+            # Outside the archive, where the user asked: their folder, links and all.
+            with (
+                archive_folder(extra.parent, "") as elsewhere,
+                atomic_file(elsewhere, extra.name, durable=True) as out,
+            ):
+                out.write(data)
+    except ArchiverError as exc:
+        raise type(exc)(f"cannot write the run report: {exc}") from exc
     return path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, flush it, and rename it into place."""
-    temp = path.with_name(path.name + ".tmp")
-    with temp.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    temp.replace(path)
+def _prune(folder: Folder, keep: int) -> None:
+    """Remove all but the newest `keep` reports (an unlink removes a link, never its target)."""
+    reports = sorted(n for n in os.listdir(folder.fd) if n.endswith(".json"))  # noqa: PTH208
+    for old in reports[: max(0, len(reports) - max(1, keep))]:
+        with contextlib.suppress(OSError):
+            os.unlink(old, dir_fd=folder.fd)

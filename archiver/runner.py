@@ -11,14 +11,14 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from archiver.checksums import write_checksums
-from archiver.errors import ArchiveWriteError, UsageError
+from archiver.errors import ArchiverError, ArchiveWriteError, UsageError
 from archiver.job import ArchiveJob, Progress
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
@@ -83,6 +83,10 @@ def _locked_run(
     job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
     try:
         stats = run_cancellable(job.run(sources))
+    except Exception as exc:  # the job keeps its own errors: this is a bug, or the manifest
+        stats = job.stats
+        stats.fatal = stats.fatal or _describe(exc)
+        log.debug("traceback", exc_info=True)
     finally:
         if isinstance(progress, BarProgress):
             progress.close()
@@ -98,9 +102,13 @@ def finish_run(
     opts: RunOptions,
     started_at: datetime | None = None,
 ) -> None:
-    """What follows a run: checksums, the catalog, the report, the manifest's run record."""
+    """What follows a run: checksums, the catalog, the report, the manifest's run record.
+
+    Each is tried whatever became of the ones before: a step that fails makes the run's exit
+    status 1 and says why in one line, and the run record is closed in any case.
+    """
     for name in stats.sources:
-        write_checksums(manifest, config.archive_dir, name)
+        _attempt(stats, write_checksums, manifest, config.archive_dir, name)
     if config.catalog and (stats.eventful or not (config.archive_dir / "index.html").exists()):
         _write_catalog(config.archive_dir)
     document = report_document(
@@ -109,8 +117,29 @@ def finish_run(
         started_at=started_at or datetime.now(UTC),
         exit_status=stats.exit_status,
     )
-    write_report(config.archive_dir, document, keep=config.keep_reports, extra=opts.report)
+    _attempt(
+        stats, write_report, config.archive_dir, document, keep=config.keep_reports,
+        extra=opts.report,
+    )  # fmt: skip
     manifest.finish_run(run_id, stats.exit_status, document["totals"])
+
+
+def _attempt(stats: RunStats, step: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """Run one step after the run; its failure becomes the run's (the first one is shown)."""
+    try:
+        step(*args, **kwargs)
+    except Exception as exc:  # whatever it is, the run record must be closed
+        if stats.fatal is None:
+            stats.fatal = _describe(exc)
+        else:
+            log.error("%s", _describe(exc))
+        log.debug("traceback", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ArchiverError):
+        return str(exc)
+    return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 def _write_catalog(archive_dir: Path) -> None:

@@ -11,15 +11,13 @@ import functools
 import hashlib
 import json
 import marshal
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from archiver.errors import ArchiveWriteError
+from archiver.archivefs import Folder, atomic_file
 from archiver.manifest import FileRow
 from archiver.records import ArchiveItem
 
@@ -143,30 +141,14 @@ def _file_entry(f: FileRow) -> dict[str, Any]:
     }
 
 
-def write_sidecar(folder: str | Path, document: dict[str, Any]) -> str:
-    """Write `metadata.json` atomically (temp file, then rename); durability comes later.
+def write_sidecar(folder: Folder, document: dict[str, Any]) -> str:
+    """Write `metadata.json` atomically into the item's open folder; durability comes later.
 
-    Plain strings and os calls: this runs once per item, on the event loop.
+    Returns its path, for the batch flush. Runs once per item, on the event loop.
     """
-    path = f"{folder}/{SIDECAR}"
-    temp = f"{path}.tmp"
     # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
     # escape it came as, the file stays UTF-8 and reads back the same.
     text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
-    data = text.encode("utf-8", "backslashreplace")
-    try:
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        except FileNotFoundError:  # no file of the item made its folder
-            os.makedirs(folder, exist_ok=True)  # noqa: PTH103
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(temp, path)  # noqa: PTH105
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot write {path}: {exc.strerror}") from None
-    return path
+    with atomic_file(folder, SIDECAR, durable=False) as out:
+        out.write(text.encode("utf-8", "backslashreplace"))
+    return f"{folder.path}/{SIDECAR}"

@@ -9,13 +9,14 @@ and per-file dataclasses cost more than the hashing itself (sha256 runs at over 
 Items are checked in chunks; a chunk with many bytes (large files) goes to a worker thread, where
 reads and hashing of large blocks run without the GIL, side by side. A problem is reported by
 task; the task is sent back to `pending` so the next run fetches it again, and a changed file is
-first moved aside to `<name>.corrupt` so the next run cannot take the damaged bytes for a
-finished download.
+first moved to `.archiver/quarantine/<UTC time>/<its path>` (kept, never deleted) so the next
+run cannot take the damaged bytes for a finished download. Then one walk of the payload names
+the files the manifest does not know (see `payload`); they are left in place.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -25,18 +26,22 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import UsageError
+from archiver.errors import ArchiverError, UsageError
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
 from archiver.output import human_bytes
-from archiver.paths import inside, within
+from archiver.paths import safe_name, within
+from archiver.payload import Payload, find_strays, quarantine
 from archiver.settings import Config
 from archiver.sidecar import SIDECAR
 
 log = logging.getLogger("archiver")
+# Never through a link (a link in the payload is damage), never waiting on a FIFO.
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 READ_SIZE = 1 << 20  # files are read and hashed in blocks of this size
 SIDECAR_READ = 1 << 16  # a sidecar is a few KiB: a 1 MiB buffer for each costs more than a read
 CHUNK = 64  # items checked as one unit of work
@@ -192,10 +197,12 @@ def _check_file(
     base: str, path: str, expected: int, sha256: str, quick: bool
 ) -> tuple[str | None, int]:
     try:
-        fd = os.open(within(base, path), os.O_RDONLY)
+        fd = os.open(within(base, path), READ_FLAGS)
     except FileNotFoundError:
         return "missing", 0
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return _unreadable(exc), 0
+    except ValueError as exc:
         return f"unreadable ({exc})", 0
     try:
         if quick:
@@ -224,12 +231,20 @@ def _check_file(
     return None, size
 
 
+def _unreadable(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link, not followed"
+    return f"unreadable ({exc.strerror})"
+
+
 def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | None:
     try:
-        fd = os.open(within(base, folder) + "/" + SIDECAR, os.O_RDONLY)
+        fd = os.open(within(base, folder) + "/" + SIDECAR, READ_FLAGS)
     except FileNotFoundError:
         return "missing"
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return _unreadable(exc)
+    except ValueError as exc:
         return f"unreadable ({exc})"
     try:
         blocks = []
@@ -259,17 +274,27 @@ def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | Non
 
 
 def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem]) -> None:
-    """Send each damaged item back to be fetched again by the next run."""
+    """Send each damaged item back to be fetched again by the next run.
+
+    Damaged bytes go to the quarantine first, so the next run cannot take them for a finished
+    download. An item whose bytes cannot be moved there (a link in the way) is named and left
+    as it is, for the next `verify` to find again.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     damaged_files: dict[tuple[str, str, str], list[str]] = {}
+    stuck: set[tuple[str, str, str]] = set()
     for p in problems:
         name, _, what = p.what.partition(": ")
+        key = (p.source, p.kind, p.item_id)
         if name != SIDECAR:
-            damaged_files.setdefault((p.source, p.kind, p.item_id), []).append(name)
-            if what != "missing":
-                _move_aside(manifest, root, p, name)
-    keys = {(p.source, p.kind, p.item_id) for p in problems}
+            damaged_files.setdefault(key, []).append(name)
+            if what != "missing" and not _move_aside(manifest, root, p, name, stamp):
+                stuck.add(key)
+    keys = {(p.source, p.kind, p.item_id) for p in problems} - stuck
     with manifest.db:
         for (source, kind, item_id), names in damaged_files.items():
+            if (source, kind, item_id) in stuck:
+                continue
             manifest.db.executemany(
                 "DELETE FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
                 [(source, kind, item_id, n) for n in names],
@@ -277,22 +302,30 @@ def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem
     manifest.mark_pending(keys, "verify found damage")
 
 
-def _move_aside(manifest: ManifestStore, root: Path, problem: Problem, name: str) -> None:
+def _move_aside(
+    manifest: ManifestStore, root: Path, problem: Problem, name: str, stamp: str
+) -> bool:
+    """Quarantine one damaged file; False (and a line saying why) if it cannot be moved."""
     row = manifest.db.execute(
         "SELECT path FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
         (problem.source, problem.kind, problem.item_id, name),
     ).fetchone()
     if row is None:
-        return
-    path = inside(root, row["path"])
-    with contextlib.suppress(FileNotFoundError):
-        path.replace(path.with_name(path.name + ".corrupt"))
+        return True
+    try:
+        moved = quarantine(root, row["path"], stamp)
+    except (ArchiverError, ValueError) as exc:
+        log.error("%s: cannot quarantine %s: %s", problem.line(), row["path"], exc)
+        return False
+    if moved is not None:
+        log.info("%s: damaged bytes kept in %s", row["path"], moved)
+    return True
 
 
 def run_verify(
     config: Config, sources: tuple[str, ...], *, quick: bool, interactive: bool, verbosity: int
 ) -> int:
-    """`archiver verify`: 0 if every file and sidecar checks out, else 1."""
+    """`archiver verify`: 0 if every file and sidecar checks out and nothing is stray, else 1."""
     unknown = set(sources) - {s.name for s in config.sources}
     if unknown:
         raise UsageError(f"no source named {sorted(unknown)[0]!r} in {config.path}")
@@ -302,37 +335,73 @@ def run_verify(
         return 0
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(path)
+        # The walk for strays runs beside the hashing (its system calls leave the GIL free).
+        # What the quarantine moves meanwhile is known to the manifest, so it is never stray.
+        walker = ThreadPoolExecutor(max_workers=1)
         try:
-            bar = None
-            if interactive and verbosity >= 0:
-                from tqdm import tqdm
-
-                bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
-            try:
-                result = verify_archive(
-                    manifest,
-                    config.archive_dir,
-                    sources=sources,
-                    quick=quick,
-                    progress=bar.update if bar is not None else lambda n: None,
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
+            folders = tuple(safe_name(source) for source in sources)
+            walk = walker.submit(
+                find_strays, config.archive_dir, manifest.file_paths(sources), folders
+            )
+            result = _checked(manifest, config.archive_dir, sources, quick, interactive, verbosity)
             if result.problems:
                 mark_for_refetch(manifest, config.archive_dir, result.problems)
+            payload = walk.result()
         finally:
+            walker.shutdown(wait=True)
             manifest.close()
+    _tell(result, payload, interactive=interactive, verbosity=verbosity)
+    return 1 if result.problems or payload.strays else 0
+
+
+def _checked(
+    manifest: ManifestStore,
+    root: Path,
+    sources: tuple[str, ...],
+    quick: bool,
+    interactive: bool,
+    verbosity: int,
+) -> VerifyResult:
+    """`verify_archive`, with a progress bar on a terminal."""
+    bar = None
+    if interactive and verbosity >= 0:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
+    try:
+        return verify_archive(
+            manifest,
+            root,
+            sources=sources,
+            quick=quick,
+            progress=bar.update if bar is not None else lambda n: None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _tell(result: VerifyResult, payload: Payload, *, interactive: bool, verbosity: int) -> None:
+    """One line per problem and per stray file, then the verdict."""
+    out = sys.stderr if verbosity < 0 else sys.stdout
     for problem in result.problems:
-        print(problem.line(), file=sys.stderr if verbosity < 0 else sys.stdout)
-    if verbosity >= 0 and (interactive or result.problems or verbosity > 0):
-        damaged = len({(p.source, p.kind, p.item_id) for p in result.problems})
-        verdict = (
-            f"{damaged} items damaged; the next run fetches them again" if damaged else "all good"
-        )
-        print(
-            f"verified {result.files} files ({human_bytes(result.bytes)}) of "
-            f"{result.items} items: {verdict}",
-            file=sys.stderr,
-        )
-    return 1 if result.problems else 0
+        print(problem.line(), file=out)
+    for stray in payload.strays:
+        print(f"{stray}: not in the manifest (a stray file, left in place)", file=out)
+    if verbosity > 0:
+        for part in payload.in_progress:
+            print(f"{part}: in progress (the next run resumes or replaces it)", file=out)
+    news = result.problems or payload.strays
+    if verbosity < 0 or not (interactive or news or verbosity > 0):
+        return
+    damaged = len({(p.source, p.kind, p.item_id) for p in result.problems})
+    verdicts = [f"{damaged} items damaged; the next run fetches them again"] if damaged else []
+    if payload.strays:
+        verdicts.append(f"{len(payload.strays)} stray files the manifest does not know")
+    if payload.in_progress:
+        verdicts.append(f"{len(payload.in_progress)} files in progress")
+    print(
+        f"verified {result.files} files ({human_bytes(result.bytes)}) of "
+        f"{result.items} items: {'; '.join(verdicts) or 'all good'}",
+        file=sys.stderr,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -19,7 +20,8 @@ from typing import Any
 import yaml
 
 from archiver.cli import main
-from archiver.standin import StandIn
+from archiver.standin import DatasetSpec, StandIn
+from archiver.standin.dataset import Service
 from archiver.standin.server import (
     DEMO_CHANJING_APP_ID,
     DEMO_CHANJING_SECRET_KEY,
@@ -27,6 +29,13 @@ from archiver.standin.server import (
 )
 
 FAST_HTTP = {"retries": 4, "backoff_base": 0.01, "backoff_max": 0.05, "read_timeout": 5}
+# The other lists of the Chanjing account: source name -> (source type, the stand-in's list).
+CHANJING_LISTS: dict[str, tuple[str, Service]] = {
+    "cjvideo": ("chanjing_video", "cj_video"),
+    "cjavatar": ("chanjing_avatar", "cj_avatar"),
+    "cjai": ("chanjing_ai_creation", "cj_ai"),
+}
+WHOLE_CHANJING = ("chanjing", *CHANJING_LISTS)
 
 
 def config_dict(
@@ -37,7 +46,10 @@ def config_dict(
     only: str | None = None,
     **top: Any,
 ) -> dict[str, Any]:
-    """A config for both sources of `standin`, with fast retries; overrides merged in."""
+    """A config for both sources of `standin`, with fast retries; overrides merged in.
+
+    `only` may also name one of `CHANJING_LISTS`: that list alone, with `chanjing`'s settings.
+    """
     sources: dict[str, Any] = {
         "faceswap": {
             "type": "video_task_history",
@@ -55,7 +67,9 @@ def config_dict(
             **(chanjing or {}),
         },
     }
-    if only is not None:
+    if only in CHANJING_LISTS:  # another list of the account, with `chanjing`'s settings
+        sources = {only: {**sources["chanjing"], "type": CHANJING_LISTS[only][0]}}
+    elif only is not None:
         sources = {only: sources[only]}
     return {
         "archive_dir": "archive",
@@ -65,6 +79,22 @@ def config_dict(
         "sources": sources,
         **top,
     }
+
+
+def chanjing_account(
+    standin: StandIn,
+    *,
+    chanjing: dict[str, Any] | None = None,
+    lists: dict[str, dict[str, Any]] | None = None,
+    **top: Any,
+) -> dict[str, Any]:
+    """A config of all four Chanjing lists of `standin` (sources `chanjing`, `cjvideo`,
+    `cjavatar`, `cjai`): `chanjing` overrides apply to all four, `lists` to one by name."""
+    config = config_dict(standin, chanjing=chanjing, only="chanjing", **top)
+    for name in CHANJING_LISTS:
+        one = config_dict(standin, chanjing=chanjing, only=name)["sources"][name]
+        config["sources"][name] = {**one, **(lists or {}).get(name, {})}
+    return config
 
 
 def write_config(folder: Path, config: dict[str, Any]) -> Path:
@@ -110,6 +140,28 @@ def task_ids(archive: Path, source: str) -> set[str]:
     return {i for (s, kind, i) in sidecars(archive) if s == source and kind == "task"}
 
 
+def archive_chanjing_account(folder: Path, spec: DatasetSpec) -> dict[str, list[dict[str, Any]]]:
+    """Archive the four Chanjing lists of a stand-in of `spec` into `folder/archive`, catalog
+    included; returns the succeeded records of each source by name.
+
+    For synchronous tests: it runs in a thread of its own, with its own event loop, so that a
+    caller's loop (Playwright's) neither blocks it nor is in its way.
+    """
+
+    async def run() -> dict[str, list[dict[str, Any]]]:
+        async with StandIn(spec) as standin:
+            config = write_config(folder, chanjing_account(standin, catalog=True))
+            result = await run_cli("run", "-c", config, "--no-progress")
+            assert result.code == 0, result.output
+            succeeded = {"chanjing": standin.dataset.succeeded("chanjing")}
+            for name, (_, service) in CHANJING_LISTS.items():
+                succeeded[name] = standin.dataset.succeeded(service)
+            return succeeded
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
+
+
 # -- checking a whole archive -----------------------------------------------------------------
 
 ARCHIVE_NOISE = ("manifest.sqlite3", ".archiver")
@@ -126,6 +178,10 @@ def expected_items(standin: StandIn, sources: tuple[str, ...]) -> set[tuple[str,
                 wanted.add(("faceswap", "template", str(template["id"])))
     if "chanjing" in sources:
         wanted |= {("chanjing", "task", r["id"]) for r in standin.dataset.succeeded_chanjing()}
+    for name, (_, service) in CHANJING_LISTS.items():
+        if name in sources:
+            key = "unique_id" if service == "cj_ai" else "id"
+            wanted |= {(name, "task", r[key]) for r in standin.dataset.succeeded(service)}
     return wanted
 
 

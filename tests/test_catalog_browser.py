@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from archiver.catalog import write_catalog
+from archiver.standin import DatasetSpec
 from tests.catalog_fixture import (
     CHANJING,
     FACESWAP,
@@ -29,6 +30,7 @@ from tests.catalog_fixture import (
     build_archive,
     shared_archive,
 )
+from tests.support import archive_chanjing_account
 
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
@@ -408,6 +410,122 @@ def test_twenty_thousand_tasks_render_a_page_at_a_time(
         opened.page.select_option("#source", CHANJING)
         opened.page.fill("#search", big.tasks_of(CHANJING)[1234].id)
         opened.wait_for_cards(1)
+        assert opened.errors == []
+    finally:
+        opened.page.context.close()
+
+
+# -- the whole Chanjing account, archived from the stand-in ----------------------------------
+
+ACCOUNT_SPEC = DatasetSpec(
+    vth_tasks=0,
+    chanjing_tasks=6,
+    chanjing_videos=6,
+    chanjing_avatars=8,
+    ai_creations=12,
+    decodable_media=True,
+)
+Account = tuple[Path, dict[str, list[dict[str, Any]]]]
+
+
+@pytest.fixture(scope="module")
+def account(tmp_path_factory: pytest.TempPathFactory) -> Account:
+    """An archive of the four Chanjing lists (real pictures and videos), and their records."""
+    folder = tmp_path_factory.mktemp("account")
+    return folder / "archive", archive_chanjing_account(folder, ACCOUNT_SPEC)
+
+
+def _shown(opened: OpenPage, selector: str) -> Path:
+    """The local file that the picture or video at `selector` shows."""
+    source: str = opened.page.eval_on_selector(selector, "node => node.currentSrc")
+    return local_path(source)
+
+
+def test_avatars_and_ai_images_show_as_pictures(browser: Browser, account: Account) -> None:
+    root, records = account
+    kinds = {("cjavatar", r["id"]): "picture" for r in records["cjavatar"]}
+    for r in records["cjai"]:
+        kinds[("cjai", r["unique_id"])] = "picture" if r["type"] == 3 else "video"
+    kinds |= {("cjvideo", r["id"]): "video" for r in records["cjvideo"]}
+    kinds |= {("chanjing", r["id"]): "video" for r in records["chanjing"]}
+    opened = open_catalog(browser, root)
+    try:
+        wait_for_images(opened)
+        cards = opened.page.eval_on_selector_all(
+            CARDS,
+            "cards => cards.map(c => [c.dataset.source, c.dataset.id, c.dataset.kind,"
+            " c.querySelector('.play') !== null])",
+        )
+        assert {(source, i): kind for source, i, kind, _ in cards} == kinds
+        assert all(play == (kind == "video") for _, _, kind, play in cards)
+
+        avatar = next(r for r in records["cjavatar"] if "pic_url" in r)
+        opened.page.click(f"{CARDS}[data-id='{avatar['id']}']")
+        opened.page.wait_for_function(
+            "() => { const i = document.querySelector('#picture img'); "
+            "return i && i.complete && i.naturalWidth > 0; }"
+        )
+        assert _shown(opened, "#picture img").name == "cover.png"
+        assert opened.page.inner_text("#player-title") == avatar["name"]
+        assert opened.page.locator("#video").is_hidden()
+        opened.page.keyboard.press("Escape")
+
+        image = next(r for r in records["cjai"] if r["type"] == 3 and r["output_url"][0])
+        opened.page.click(f"{CARDS}[data-id='{image['unique_id']}']")
+        opened.page.wait_for_function(
+            "() => { const i = document.querySelector('#picture img'); "
+            "return i && i.complete && i.naturalWidth > 0; }"
+        )
+        assert _shown(opened, "#picture img").name == "output-1.jpg"
+        assert opened.page.inner_text("#player-prompt") == image["photo_info"]["ref_prompt"]
+        opened.page.keyboard.press("Escape")
+
+        video = next(r for r in records["cjai"] if r["type"] == 4 and r["output_url"][0])
+        card = f"{CARDS}[data-id='{video['unique_id']}']"
+        # No cover of its own: the card shows the video's first frame instead.
+        opened.page.wait_for_function(
+            "card => document.querySelector(card + ' .thumb video').readyState >= 2", arg=card
+        )
+        assert _shown(opened, f"{card} .thumb video").name == "output-1.mp4"
+        opened.page.click(card)
+        opened.page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+        assert _shown(opened, "#video").name == "output-1.mp4"
+        assert opened.page.locator("#picture").is_hidden()
+        assert opened.errors == [] and opened.dialogs == []
+    finally:
+        opened.page.context.close()
+
+
+def test_source_filter_names_the_kind_of_work(browser: Browser, account: Account) -> None:
+    root, records = account
+    opened = open_catalog(browser, root)
+    try:
+        options = opened.page.eval_on_selector_all(
+            "#source option", "options => options.map(o => [o.value, o.textContent])"
+        )
+        count = {name: len(rows) for name, rows in records.items()}
+        assert options == [
+            ["", "All sources"],
+            ["chanjing", f"chanjing (Lip sync, {count['chanjing']})"],
+            ["cjai", f"cjai (AI creation, {count['cjai']})"],
+            ["cjavatar", f"cjavatar (Avatar, {count['cjavatar']})"],
+            ["cjvideo", f"cjvideo (Synthesized video, {count['cjvideo']})"],
+        ]
+        opened.page.select_option("#source", "cjavatar")
+        opened.wait_for_cards(count["cjavatar"])
+        assert sorted(opened.card_ids()) == sorted(r["id"] for r in records["cjavatar"])
+
+        # Durations show in one unit: the video list counts seconds, the lip-sync list ms.
+        opened.page.select_option("#source", "cjvideo")
+        opened.wait_for_cards(count["cjvideo"])
+        video = records["cjvideo"][0]
+        badge = opened.page.inner_text(f"{CARDS}[data-id='{video['id']}'] .duration")
+        assert badge == f"{video['duration'] // 60}:{video['duration'] % 60:02d}"
+        opened.page.select_option("#source", "chanjing")
+        timed = next(r for r in records["chanjing"] if "duration" in r)
+        badge = opened.page.inner_text(f"{CARDS}[data-id='{timed['id']}'] .duration")
+        seconds = round(timed["duration"] / 1000)
+        assert badge == f"{seconds // 60}:{seconds % 60:02d}"
         assert opened.errors == []
     finally:
         opened.page.context.close()

@@ -21,6 +21,7 @@ import yarl
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from archiver.archivefs import archive_folder
 from archiver.errors import ArchiverError, MalformedResponse
 from archiver.http import HttpClient
 from archiver.paths import (
@@ -218,8 +219,8 @@ def test_the_extension_of_a_plain_url_is_the_one_urlsplit_gives(
 )
 @given(JSON)
 def test_any_record_is_kept_in_its_sidecar_as_utf8_json(record: Any) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = write_sidecar(Path(folder), {"record": record, "fingerprint": fingerprint(record)})
+    with tempfile.TemporaryDirectory() as top, archive_folder(top, "item") as folder:
+        path = write_sidecar(folder, {"record": record, "fingerprint": fingerprint(record)})
         data = Path(path).read_bytes()
     back = json.loads(data.decode("utf-8"))["record"]
     assert _same(back, record)

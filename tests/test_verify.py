@@ -64,7 +64,9 @@ async def test_verify_finds_each_damage_and_the_next_run_repairs_it(
     again = await run_cli("verify", "-c", config)
     assert again.code == 0, again.output
     assert json.loads((broken / "metadata.json").read_text())["id"] == broken.name
-    assert (flipped / "video.mp4.corrupt").exists()  # the damaged bytes were kept aside
+    assert not (flipped / "video.mp4.corrupt").exists()
+    kept = list((archive / ".archiver" / "quarantine").glob("*/faceswap/*/*/*/video.mp4"))
+    assert [p.parent.name for p in kept] == [flipped.name]  # the damaged bytes, kept aside
 
 
 @pytest.mark.parametrize("read_size", [verify.READ_SIZE, 97], ids=["one-block", "many-blocks"])
@@ -159,3 +161,65 @@ async def test_a_stale_sha256sums_is_brought_back_in_line(standin: StandIn, tmp_
     assert (await run_cli("run", "-c", config)).code == 0
     assert standin.stats.media_bytes_sent == 0
     assert sums.read_text() == whole
+
+
+async def test_damaged_bytes_go_to_the_quarantine_and_the_next_run_repairs(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    folder = task_folders(archive, "chanjing")[2]
+    video = folder / "video.mp4"
+    good = video.read_bytes()
+    damaged = bytes([good[0] ^ 0xFF]) + good[1:]
+    video.write_bytes(damaged)
+    before = sorted(p.name for p in folder.iterdir())
+
+    result = await run_cli("verify", "-c", config)
+    assert result.code == 1, result.output
+    relative = video.relative_to(archive).as_posix()
+    kept = list((archive / ".archiver" / "quarantine").glob(f"*/{relative}"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    stamp = kept[0].relative_to(archive / ".archiver" / "quarantine").parts[0]
+    assert len(stamp) == len("20261130T171500.123456Z") and stamp.endswith("Z")
+    assert sorted(p.name for p in folder.iterdir()) == [n for n in before if n != "video.mp4"]
+
+    assert (await run_cli("run", "-c", config)).code == 0
+    assert video.read_bytes() == good
+    again = await run_cli("verify", "-c", config)
+    assert again.code == 0, again.output
+    assert kept[0].read_bytes() == damaged  # kept, never deleted
+
+
+async def test_files_the_manifest_does_not_know_are_named_and_left(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    folder = task_folders(archive, "faceswap")[0]
+    stray = folder / "notes.txt"
+    stray.write_text("mine")
+    loose = archive / "faceswap" / "loose.bin"
+    loose.write_bytes(b"\0" * 10)
+    link = archive / "chanjing" / "elsewhere.mp4"
+    link.symlink_to(tmp_path / "config.yaml")
+    (folder / "video.part").write_bytes(b"half")  # the next run's resume state
+    (folder / "video.part.json").write_text("{}")
+    (archive / "index.html").write_text("catalog")  # the archive's own files are no strays
+    (archive / ".archiver" / "anything").write_text("the archive's own")
+
+    result = await run_cli("verify", "-c", config, "-v")
+    assert result.code == 1, result.output
+    named = sorted(
+        line.split(": ", 1)[0] for line in result.output.splitlines() if "(a stray file" in line
+    )
+    root = archive.as_posix() + "/"
+    assert named == sorted(p.as_posix().removeprefix(root) for p in (stray, loose, link))
+    assert "2 files in progress" in result.output
+    assert stray.read_text() == "mine" and loose.exists() and link.is_symlink()
+    assert "faceswap task" not in result.output  # the archived items themselves are whole
+
+    only = await run_cli("verify", "-c", config, "--source", "chanjing")
+    assert only.code == 1
+    assert "elsewhere.mp4" in only.output and "notes.txt" not in only.output
+    for path in (stray, loose, link):
+        path.unlink()
+    assert (await run_cli("verify", "-c", config)).code == 0

@@ -8,7 +8,6 @@
   "use strict";
 
   const PAGE = 60;
-  const TYPE_LABELS = { video_task_history: "Face swap", chanjing_lip_sync: "Lip sync" };
   const root = document.documentElement;
   const byId = (id) => document.getElementById(id);
   const ui = {
@@ -19,6 +18,7 @@
     templatesEmpty: byId("templates-empty"), chip: byId("filter-chip"),
     chipText: byId("filter-chip-text"), chipClear: byId("filter-chip-clear"),
     player: byId("player"), video: byId("video"), noVideo: byId("no-video"),
+    picture: byId("picture"),
     playerTitle: byId("player-title"), playerMeta: byId("player-meta"),
     playerProblems: byId("player-problems"), playerPrompt: byId("player-prompt"),
     playerLinks: byId("player-links"), playerFiles: byId("player-files"),
@@ -101,8 +101,8 @@
     return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
   }
 
-  function formatDuration(ms) {
-    const seconds = Math.round(ms / 1000);
+  function formatDuration(length) {
+    const seconds = Math.round(length);  // the data holds seconds, whatever the service used
     const rest = String(seconds % 60).padStart(2, "0");
     return Math.floor(seconds / 60) + ":" + rest;
   }
@@ -119,10 +119,17 @@
     return (unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)) + " " + units[unit];
   }
 
+  function labelOf(item) {
+    const source = (data.sources || {})[item.source];
+    return source && typeof source.label === "string" ? source.label : "";
+  }
+
   function titleOf(item) {
     if (item.title) return item.title;
-    if (item.type === undefined && item.template === undefined) return "Untitled video";
-    return (TYPE_LABELS[item.type] || "Untitled") + " video";
+    const label = labelOf(item);
+    if (item.picture) return label || "Untitled picture";
+    if (!label || /video$/i.test(label)) return label || "Untitled video";
+    return label + " video";
   }
 
   function byDate(order) {
@@ -163,7 +170,10 @@
   function fillSources() {
     const sources = data.sources || {};
     for (const name of Object.keys(sources).sort()) {
-      const option = el("option", "", name + " (" + sources[name].tasks.toLocaleString() + ")");
+      // The kind of work names the source too: "ai (AI creation, 12)".
+      const label = typeof sources[name].label === "string" ? sources[name].label + ", " : "";
+      const count = sources[name].tasks.toLocaleString();
+      const option = el("option", "", name + " (" + label + count + ")");
       option.value = name;
       ui.source.append(option);
     }
@@ -251,7 +261,7 @@
     shown = 0;
     ui.grid.replaceChildren();
     ui.tasksEmpty.hidden = list.length > 0;
-    ui.tasksEmpty.textContent = tasks.length ? "No video matches." : "Nothing is archived yet.";
+    ui.tasksEmpty.textContent = tasks.length ? "Nothing matches." : "Nothing is archived yet.";
     ui.count.textContent = "0 videos";
     appendPage();
   }
@@ -287,22 +297,33 @@
       }, { once: true });
       img.src = image;
       box.append(img);
+    } else if (!item.picture && localHref(item.video)) {
+      // No picture of its own (an AI video): the video's first frame stands in for one.
+      const still = el("video");
+      still.muted = true;
+      still.preload = "metadata";
+      still.addEventListener("error", () => {
+        still.replaceWith(el("span", "placeholder", "No picture"));
+      }, { once: true });
+      still.src = localHref(item.video);
+      box.append(still);
     } else {
       box.append(el("span", "placeholder", "No picture"));
     }
     if (withBadges) {
       box.append(el("span", "badge source", item.source));
       if (item.duration) box.append(el("span", "badge duration", formatDuration(item.duration)));
-      if (item.video) box.append(el("span", "play"));
+      if (item.video && !item.picture) box.append(el("span", "play"));
     }
     return box;
   }
 
   function card(task, index) {
-    const node = el("button", "card " + (task.level || ""));
+    const node = el("button", "card " + (task.level || "") + (task.picture ? " picture" : ""));
     node.type = "button";
     node.dataset.id = task.id;
     node.dataset.source = task.source;
+    node.dataset.kind = task.picture ? "picture" : "video";
     node.dataset.created = task.created || "";
     node.setAttribute("aria-label", titleOf(task) + ", " + formatDate(task.created));
     const body = el("span", "body");
@@ -376,10 +397,23 @@
 
   function openItem(item, index) {
     playing = { item, index };
-    const video = localHref(item.video);
-    ui.noVideo.textContent = "The video of this item is not in the archive.";
-    ui.noVideo.hidden = Boolean(video);
+    const video = item.picture ? null : localHref(item.video);
+    const picture = item.picture ? localHref(item.image) : null;
+    ui.noVideo.textContent = item.picture
+      ? "The picture of this item is not in the archive."
+      : "The video of this item is not in the archive.";
+    ui.noVideo.hidden = Boolean(video || picture);
     ui.video.hidden = !video;
+    ui.picture.hidden = !picture;
+    // Made per opening: an <img> without a source would count as a broken picture.
+    if (picture) {
+      const img = el("img");
+      img.alt = titleOf(item);
+      img.src = picture;
+      ui.picture.replaceChildren(img);
+    } else {
+      ui.picture.replaceChildren();
+    }
     if (video) {
       ui.video.poster = localHref(item.image) || "";
       ui.video.src = video;
@@ -387,7 +421,7 @@
       stopVideo();
     }
     ui.playerTitle.textContent = titleOf(item);
-    const meta = [item.source, TYPE_LABELS[item.type], formatDate(item.created)];
+    const meta = [item.source, labelOf(item), formatDate(item.created)];
     if (item.duration) meta.push(formatDuration(item.duration));
     meta.push("id " + item.id, item.state);
     ui.playerMeta.textContent = meta.filter(Boolean).join(" · ");

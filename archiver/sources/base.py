@@ -2,13 +2,15 @@
 
 A source holds its whole page loop and its stop condition. It knows nothing of files, the
 manifest or retries: it asks `HttpClient.call_api`, which retries, and turns each API record
-into a typed `Listed` value.
+into a typed `Listed` value. It also says how its records are shown (`view`), so that the
+catalog never needs to know a service's field names.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from archiver.limits import RequestRateLimiter
@@ -43,10 +45,29 @@ class SourceContext:
         return value
 
 
+@dataclass(frozen=True)
+class RecordView:
+    """What the catalog shows of one archived record, as its source reads it.
+
+    Values come from the record as the service sent it, of any type at all: the catalog keeps
+    only texts that are text and durations that are numbers. `duration` is in seconds.
+    """
+
+    title: Any = None
+    prompt: Any = None
+    duration: Any = None
+    author: Any = None
+    template: Any = None  # the id of the template a task was made from
+    picture: bool = False  # a still picture: nothing to play
+    video_roles: tuple[str, ...] = ("video",)  # the first one archived is played
+    image_roles: tuple[str, ...] = ("cover", "preview", "thumb")  # the first one is shown
+
+
 class Source(ABC):
     """A configured account on one service."""
 
     type_name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # what the catalog calls this kind of work
     settings_type: ClassVar[type[SourceSettings]] = SourceSettings
     default_base_url: ClassVar[str] = ""
 
@@ -60,6 +81,11 @@ class Source(ABC):
     def check_settings(cls, settings: SourceSettings, where: str) -> None:
         """Raise `ConfigError` for settings that are wrong together (each is already typed)."""
         return
+
+    @classmethod
+    def view(cls, kind: str, record: dict[str, Any]) -> RecordView:
+        """How an archived `record` of this type (a `task` or a `template`) is shown."""
+        return RecordView(title=record.get("title"), prompt=record.get("prompt"))
 
     @abstractmethod
     def pages(self) -> AsyncGenerator[Page, None]:

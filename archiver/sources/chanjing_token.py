@@ -2,16 +2,19 @@
 
 Minting a token invalidates the one before, so two sources with one app id must share one
 token, and concurrent page requests that all see code 10400 must cause one new mint, not many.
+A token minted because the one before was refused is not renewed again when it is refused too:
+the credential itself is wrong, for every source that uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from archiver.apiprofile import ApiProfile
-from archiver.errors import MalformedResponse
+from archiver.errors import CredentialsRejected, MalformedResponse
 
 if TYPE_CHECKING:
     from archiver.http import HttpClient
@@ -19,6 +22,7 @@ from archiver.redact import REDACT
 
 # Mint a new token when the current one has less than this many seconds left.
 EXPIRY_MARGIN = 300
+T = TypeVar("T")
 
 
 class ChanjingToken:
@@ -42,6 +46,7 @@ class ChanjingToken:
         self._token = ready_token
         self._expires_at: float | None = None
         self._lock = asyncio.Lock()
+        self._renewals: set[str] = set()  # tokens minted because the one before was refused
         self.mints = 0
 
     @property
@@ -56,11 +61,27 @@ class ChanjingToken:
             assert self._token is not None
             return self._token
 
+    async def call(self, request: Callable[[str], Awaitable[T]]) -> T:
+        """`request(token)`, once more with a new token if the first is refused.
+
+        Raises `CredentialsRejected` when no token can be minted, or when the refused token
+        was itself minted after a refusal.
+        """
+        current = await self.get()
+        try:
+            return await request(current)
+        except CredentialsRejected:
+            if not self.can_mint or current in self._renewals:
+                raise
+            return await request(await self.renew(current))
+
     async def renew(self, rejected: str) -> str:
         """A new token after `rejected` was refused, unless another caller already renewed it."""
         async with self._lock:
             if self._token == rejected:
                 await self._mint()
+                assert self._token is not None
+                self._renewals.add(self._token)
             assert self._token is not None
             return self._token
 

@@ -70,6 +70,17 @@ def unix_time(value: object) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def duration_seconds(value: object, *, per_second: int) -> float | None:
+    """A length in seconds from a number counted `per_second` times a second, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = value / per_second
+    except OverflowError:  # an int too large for a float
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
 def media_url(value: object) -> tuple[str | None, str | None]:
     """`(url, None)` for a fetchable http(s) URL, else `(None, reason)`."""
     if isinstance(value, str):

@@ -1,8 +1,9 @@
 """Turning one API task record into a `Listed` value, for any service.
 
-Both services describe a task the same way: an object with an id, a state whose one value means
-"succeeded", a creation time and a few media URLs. A service names its fields in `TaskFields`;
-`parse_task` does the rest, so every source rejects malformed records by the same rules.
+Every service describes a task the same way: an object with an id, a state whose one value
+means "succeeded", a creation time and a few media URLs (some in a list). A service names its
+fields in `TaskFields`; `parse_task` does the rest, so every source rejects malformed records
+by the same rules.
 """
 
 from __future__ import annotations
@@ -18,39 +19,63 @@ from archiver.sources.fields import media_url, record_id, unix_time
 
 @dataclass(frozen=True)
 class TaskFields:
-    """Where one service keeps a task's state, creation time and media URLs."""
+    """Where one service keeps a task's id, state, creation time and media URLs."""
 
     state_key: str
-    succeeded: int
-    state_names: Mapping[int, str]
+    succeeded: int | str
+    state_names: Mapping[int | str, str]
     created_key: str
-    media: tuple[tuple[str, str], ...]  # (role, record key); the first role is required
+    media: tuple[tuple[str, str], ...]  # (role, record key)
+    # The role a succeeded task cannot be archived without; None: any one usable file will do.
+    required: str | None
+    id_key: str = "id"
+    # (role prefix, record key) of an array of URLs: roles `<prefix>-1`, `<prefix>-2`, ...
+    media_list: tuple[str, str] | None = None
+    # (role, record key) of files a task may not have: absent or "" means none, not a problem.
+    optional: tuple[tuple[str, str], ...] = ()
 
 
 def parse_task(row: Any, fields: TaskFields) -> Listed:
     """One task record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
     if not isinstance(row, dict):
         return Rejected(None, f"record is a {type(row).__name__}, not an object")
-    task_id = record_id(row.get("id"))
+    task_id = record_id(row.get(fields.id_key))
     if task_id is None:
         return Rejected(None, "record has no usable id")
     too_much = record_problem(row)
     if too_much is not None:  # the fingerprint and the sidecar could not take it
         return Rejected(task_id, too_much)
     state = row.get(fields.state_key)
-    if isinstance(state, bool) or not isinstance(state, int):
-        return Rejected(task_id, f"{fields.state_key} is not a number: {str(state)[:40]!r}")
+    if isinstance(state, bool) or not isinstance(state, type(fields.succeeded)):
+        kind = "text" if isinstance(fields.succeeded, str) else "a number"
+        return Rejected(task_id, f"{fields.state_key} is not {kind}: {str(state)[:40]!r}")
     if state != fields.succeeded:
         return Unfinished(task_id, fields.state_names.get(state, f"{fields.state_key} {state}"))
-    media, problems = media_refs(row, fields.media)
-    required = fields.media[0][0]
-    # The required role comes first: when it is usable, it is `media[0]`.
-    if (not media or media[0].role != required) and not any(r.role == required for r in media):
-        missing = dict(problems)[required]
-        return Rejected(task_id, f"succeeded task without a usable {required} URL: {missing}")
+    given = tuple((role, key) for role, key in fields.optional if row.get(key) not in (None, ""))
+    media, problems = media_refs(row, fields.media + given)
+    if fields.media_list is not None:
+        listed, list_problems = list_refs(row, *fields.media_list)
+        media, problems = media + listed, problems + list_problems
+    why = _unusable(media, problems, fields.required)
+    if why is not None:
+        return Rejected(task_id, why)
     # Positional: every listed task comes through here.
     created = unix_time(row.get(fields.created_key))
     return ArchiveItem("task", task_id, created, media, row, problems)
+
+
+def _unusable(
+    media: tuple[MediaRef, ...], problems: tuple[tuple[str, str], ...], required: str | None
+) -> str | None:
+    """Why a succeeded task cannot be archived, or None when it can."""
+    if required is None:
+        if media:
+            return None
+        return "succeeded task without a usable URL: " + "; ".join(p for _, p in problems)
+    # The required role comes first: when it is usable, it is `media[0]`.
+    if (media and media[0].role == required) or any(r.role == required for r in media):
+        return None
+    return f"succeeded task without a usable {required} URL: {dict(problems)[required]}"
 
 
 def media_refs(
@@ -65,4 +90,29 @@ def media_refs(
             media.append(MediaRef(role, url))
         else:
             problems.append((role, f"{key}: {problem}"))
+    return tuple(media), tuple(problems)
+
+
+def list_refs(
+    row: dict[str, Any], prefix: str, key: str
+) -> tuple[tuple[MediaRef, ...], tuple[tuple[str, str], ...]]:
+    """The usable URLs of the array `row[key]` as roles `<prefix>-<n>`, and why others are not.
+
+    Numbers follow the array's order, bad entries included, so a file keeps its number
+    whatever becomes of the entries before it.
+    """
+    values = row.get(key)
+    if values is None or values == []:
+        return (), ((f"{prefix}-1", f"{key}: no URL given"),)
+    if not isinstance(values, list):
+        return (), ((f"{prefix}-1", f"{key}: a {type(values).__name__}, not a list"),)
+    media: list[MediaRef] = []
+    problems: list[tuple[str, str]] = []
+    for number, value in enumerate(values, start=1):
+        url, problem = media_url(value)
+        role = f"{prefix}-{number}"
+        if url is not None:
+            media.append(MediaRef(role, url))
+        else:
+            problems.append((role, f"{key}[{number - 1}]: {problem}"))
     return tuple(media), tuple(problems)

@@ -17,7 +17,7 @@ from archiver.apiprofile import ApiProfile
 from archiver.errors import ApiError, ConfigError, MalformedResponse
 from archiver.records import ArchiveItem, Listed, MediaRef, Page
 from archiver.settings import SourceSettings, secret
-from archiver.sources.base import Source
+from archiver.sources.base import RecordView, Source
 from archiver.sources.fields import record_id, unix_time, url_version
 from archiver.sources.parse import TaskFields, media_refs
 from archiver.sources.parse import parse_task as parse_record
@@ -28,6 +28,7 @@ TASK_FIELDS = TaskFields(
     state_names={2: "failed", 10: "waiting", 20: "generating"},
     created_key="createdAt",
     media=(("video", "origin"), ("cover", "covering")),
+    required="video",
 )
 TEMPLATE_MEDIA = (("thumb", "thumb"), ("cover", "covering"), ("video", "video"))
 MAX_PAGES = 1_000_000
@@ -47,8 +48,22 @@ class VideoTaskHistory(Source):
     """Lists a face-swap account's video tasks, page by page."""
 
     type_name = "video_task_history"
+    label = "Face swap"
     settings_type = VideoTaskHistorySettings
     settings: VideoTaskHistorySettings
+
+    @classmethod
+    def view(cls, kind: str, record: dict[str, Any]) -> RecordView:
+        # A task is titled by its template; a template record is the template itself.
+        template = record if kind == "template" else record.get("videoTemp")
+        template = template if isinstance(template, dict) else {}
+        return RecordView(
+            title=template.get("title") or record.get("title"),
+            prompt=template.get("prompt") or record.get("prompt"),
+            author=template.get("author") if kind == "template" else None,
+            template=template.get("id") if kind == "task" else None,
+            image_roles=("thumb", "cover") if kind == "template" else ("cover", "preview", "thumb"),
+        )
 
     @classmethod
     def check_settings(cls, settings: SourceSettings, where: str) -> None:

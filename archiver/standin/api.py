@@ -1,4 +1,8 @@
-"""The API host: the video task history and Chanjing's token and lip-sync list endpoints.
+"""The API host: the video task history, and Chanjing's token endpoint and its four lists.
+
+Chanjing's lists are the lip-sync videos, the synthesized videos (`video_list`, which answers
+with capitalised `List` and `PageInfo`, as the real one does), the custom avatars and the AI
+creations (one `type` per request: 3 images, 4 videos, at most 50 a page).
 
 Each handler reads and records the request first, then gives a matching fault the chance to
 answer instead (a proxy's error page, a wrong code, a cut body); only then does the service
@@ -38,6 +42,8 @@ CHANJING_MESSAGES = {
     50000: "系统内部错误",
 }
 WRONG_APP_MESSAGE = "app_id或secret_key错误"
+AI_TYPES = (3, 4)
+AI_MAX_PAGE_SIZE = 50
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -84,19 +90,20 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any] | None, str]
 def reshape(service: Service, payload: dict[str, Any], shape: str) -> dict[str, Any]:
     """`payload` with its `data` bent into the wrong shape named by a `wrong_shape` fault."""
     data = payload.get("data")
+    key = "List" if isinstance(data, dict) and "List" in data else "list"  # video_list's casing
     if shape == "data_null":
         payload["data"] = None
     elif shape == "data_string":
         payload["data"] = "SUCCESS"
     elif shape == "list_object":
         # The opposite container: vth's list becomes an object, Chanjing's object a list.
-        payload["data"] = {"list": data} if service == "vth" else data["list"] if data else []
+        payload["data"] = {"list": data} if service == "vth" else data[key] if data else []
     elif shape == "items_not_objects":
         junk = [141, "153", None, ["id"]]
         if service == "vth":
             payload["data"] = junk
         elif isinstance(data, dict):
-            data["list"] = junk
+            data[key] = junk
     return payload
 
 
@@ -137,6 +144,9 @@ class ApiSite:
         app.router.add_post("/videoTaskHistory", self.video_task_history)
         app.router.add_post("/open/v1/access_token", self.access_token)
         app.router.add_post("/open/v1/video_lip_sync/list", self.lip_sync_list)
+        app.router.add_post("/open/v1/video_list", self.video_list)
+        app.router.add_post("/open/v1/list_customised_person", self.avatar_list)
+        app.router.add_post("/open/v1/ai_creation/task/page", self.ai_creation_list)
         return app
 
     def expire_tokens(self) -> None:
@@ -193,6 +203,28 @@ class ApiSite:
 
     async def lip_sync_list(self, request: web.Request) -> web.StreamResponse:
         """`POST /open/v1/video_lip_sync/list`: one page of lip-sync videos."""
+        return await self._chanjing_list(request, "chanjing")
+
+    async def video_list(self, request: web.Request) -> web.StreamResponse:
+        """`POST /open/v1/video_list`: one page of synthesized videos, capitalised keys."""
+        return await self._chanjing_list(request, "cj_video", capitalised=True)
+
+    async def avatar_list(self, request: web.Request) -> web.StreamResponse:
+        """`POST /open/v1/list_customised_person`: one page of custom avatars."""
+        return await self._chanjing_list(request, "cj_avatar")
+
+    async def ai_creation_list(self, request: web.Request) -> web.StreamResponse:
+        """`POST /open/v1/ai_creation/task/page`: one page of AI images (3) or videos (4)."""
+        return await self._chanjing_list(request, "cj_ai", max_size=AI_MAX_PAGE_SIZE)
+
+    async def _chanjing_list(
+        self,
+        request: web.Request,
+        service: Service,
+        *,
+        capitalised: bool = False,
+        max_size: int | None = None,
+    ) -> web.StreamResponse:
         over_limit = self._count_arrival()
         params, _ = await self._arrive(request)
         raw_page = (params or {}).get("page")
@@ -208,14 +240,28 @@ class ApiSite:
             return self._chanjing_error(10400)
         if params is None or page is None or size is None:
             return self._chanjing_error(40000)
-        total = self.dataset.count("chanjing")
-        page_info = {
+        if max_size is not None and size > max_size:
+            return self._chanjing_error(40000)
+        if service == "cj_ai":
+            kind = params.get("type")
+            if kind not in AI_TYPES or isinstance(kind, bool):
+                return self._chanjing_error(40000)  # `type` is required
+            everything = self.dataset.ai_list(kind)
+            rows, total = everything[(page - 1) * size : page * size], len(everything)
+        else:
+            rows, total = self.dataset.page(service, page, size), self.dataset.count(service)
+        info = {
             "page": page,
             "size": size,
             "total_count": total,
             "total_page": math.ceil(total / size),
         }
-        data = {"list": self.dataset.page("chanjing", page, size), "page_info": page_info}
+        if capitalised:
+            data: dict[str, Any] = {"List": rows, "PageInfo": info}
+        else:
+            data = {"list": rows, "page_info": info}
+        if service == "cj_ai":
+            data["total"] = total
         payload = {"trace_id": trace_id(), "code": 0, "msg": "success", "data": data}
         return await self._send(request, "chanjing", payload, fault)
 

@@ -1,4 +1,4 @@
-"""The stand-in's data: both services' task lists and their media, and the ways tests change them.
+"""The stand-in's data: every list of both services and their media, and how tests change them.
 
 Records are generated from the seed when a page is asked for (see `generate`), so the dataset
 holds only the order of the tasks, what tests changed, and a counter per replaced media file.
@@ -22,17 +22,62 @@ from urllib.parse import unquote, urlsplit
 from archiver.standin import generate
 from archiver.standin.content import MediaContents, MediaFile
 
-Service = Literal["vth", "chanjing"]
+# `chanjing` is the lip-sync list; `cj_video`, `cj_avatar` and `cj_ai` the account's others.
+Service = Literal["vth", "chanjing", "cj_video", "cj_avatar", "cj_ai"]
 TaskRef = int | str | Mapping[str, Any]
-"""A task's `id`, or the task's record itself."""
+"""A task's `id` (an AI creation's `unique_id`), or the task's record itself."""
 
-_SERVICES: tuple[Service, ...] = ("vth", "chanjing")
+_SERVICES: tuple[Service, ...] = ("vth", "chanjing", "cj_video", "cj_avatar", "cj_ai")
 _VTH_MEDIA = re.compile(r"/media/faceWap/prod/(\d+)/")
-_CHANJING_MEDIA = re.compile(r"/media/lip-sync/([0-9a-f]{32})(?:\.\w+)?$")
+# The media path of a Chanjing record names its id, so its owner is found without a search.
+_CHANJING_MEDIA: tuple[tuple[re.Pattern[str], Service], ...] = (
+    (re.compile(r"/media/lip-sync/([0-9a-f]{32})(?:\.\w+)?$"), "chanjing"),
+    (re.compile(r"/media/cj-video/([0-9a-f]{32})\.\w+$"), "cj_video"),
+    (re.compile(r"/media/avatar/C-([0-9a-f]{32})\.\w+$"), "cj_avatar"),
+    (re.compile(r"/media/ai-creation/([0-9a-f-]{36})-\d+\.\w+$"), "cj_ai"),
+)
 _URL_FIELDS: dict[Service, tuple[str, ...]] = {
     "vth": ("origin", "covering"),
     "chanjing": ("video_url", "preview_url"),
+    "cj_video": ("video_url", "preview_url", "subtitle_data_url"),
+    "cj_avatar": ("pic_url", "preview_url"),
+    "cj_ai": ("output_url",),  # an array of URLs
 }
+_ID_KEYS: dict[Service, str] = {"cj_ai": "unique_id"}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"(?:C-)?[0-9a-f]{32}")
+_GENERATORS = {
+    "chanjing": generate.chanjing_record,
+    "cj_video": generate.cj_video_record,
+    "cj_avatar": generate.cj_avatar_record,
+    "cj_ai": generate.ai_record,
+}
+# What a correct archiver archives of each list: (state key, the succeeded value).
+_SUCCEEDED: dict[Service, tuple[str, object]] = {
+    "vth": ("state", 30),
+    "chanjing": ("status", 20),
+    "cj_video": ("status", 30),
+    "cj_avatar": ("status", 2),
+    "cj_ai": ("progress_desc", "Success"),
+}
+
+
+def _record_id(service: Service, record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    value = record.get(_ID_KEYS.get(service, "id"))
+    return None if value is None else str(value)
+
+
+def _record_urls(service: Service, record: Any) -> Iterator[str]:
+    """Every media URL a record names (a field may hold one URL or an array of them)."""
+    if not isinstance(record, dict):
+        return
+    for name in _URL_FIELDS[service]:
+        value = record.get(name)
+        for url in value if isinstance(value, list) else [value]:
+            if isinstance(url, str):
+                yield url
 
 
 class _Absent:
@@ -52,7 +97,10 @@ class DatasetSpec:
     """How much data to generate, from which seed, and what its media files hold."""
 
     vth_tasks: int = 150
-    chanjing_tasks: int = 150
+    chanjing_tasks: int = 150  # the lip-sync list
+    chanjing_videos: int = 20
+    chanjing_avatars: int = 12
+    ai_creations: int = 30  # images and videos, in one sequence
     templates: int = 6
     seed: int = 1
     media_min_bytes: int = 2_000
@@ -63,7 +111,8 @@ class DatasetSpec:
     decodable_media: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.vth_tasks, self.chanjing_tasks, self.templates) < 0:
+        counts = (self.vth_tasks, self.chanjing_tasks, self.chanjing_videos)
+        if min(*counts, self.chanjing_avatars, self.ai_creations, self.templates) < 0:
             raise ValueError("task and template counts must not be negative")
         if not 0.0 <= self.succeeded_share <= 1.0:
             raise ValueError("succeeded_share must be between 0 and 1")
@@ -86,7 +135,13 @@ class Dataset:
             decodable=spec.decodable_media,
         )
         self._templates = generate.make_templates(spec.seed, spec.templates)
-        self._counts: dict[Service, int] = {"vth": spec.vth_tasks, "chanjing": spec.chanjing_tasks}
+        self._counts: dict[Service, int] = {
+            "vth": spec.vth_tasks,
+            "chanjing": spec.chanjing_tasks,
+            "cj_video": spec.chanjing_videos,
+            "cj_avatar": spec.chanjing_avatars,
+            "cj_ai": spec.ai_creations,
+        }
         # Sequence numbers in list order; generated ones first, added ones get the next numbers.
         self._order = {service: list(range(n)) for service, n in self._counts.items()}
         self._next = dict(self._counts)
@@ -107,6 +162,30 @@ class Dataset:
     def page(self, service: Service, page: int, size: int) -> list[Any]:
         """Page `page` (1-based) of `size` records; empty past the end."""
         return self._records(service, self._order[service][(page - 1) * size : page * size])
+
+    def ai_list(self, creation_type: int) -> list[Any]:
+        """The AI creations of one `type` (3 images, 4 videos), newest first.
+
+        A record without a `type`, or that is no object at all, is listed with the images.
+        """
+        return [
+            r
+            for r in self.records("cj_ai")
+            if (r.get("type", 3) if isinstance(r, dict) else 3) == creation_type
+        ]
+
+    def records(self, service: Service) -> list[Any]:
+        """Every record of one list, newest first."""
+        return self._records(service, self._order[service])
+
+    def succeeded(self, service: Service) -> list[dict[str, Any]]:
+        """The records of one list that have succeeded (a correct archiver keeps those)."""
+        key, value = _SUCCEEDED[service]
+        return [
+            r
+            for r in self.records(service)
+            if isinstance(r, dict) and type(r.get(key)) is type(value) and r.get(key) == value
+        ]
 
     def vth_tasks(self) -> list[Any]:
         """Every video-task-history record, newest first."""
@@ -137,6 +216,10 @@ class Dataset:
     def add_chanjing_task(self, **fields: Any) -> dict[str, Any]:
         """Prepend a new succeeded lip-sync video; `fields` override generated ones."""
         return self._add("chanjing", fields)
+
+    def add_task(self, service: Service, **fields: Any) -> dict[str, Any]:
+        """Prepend a new succeeded record to any list; `fields` override generated ones."""
+        return self._add(service, fields)
 
     def add_raw(self, service: Service, record: Any) -> None:
         """Prepend `record` verbatim: anything JSON can carry, even a number or a broken dict."""
@@ -211,14 +294,9 @@ class Dataset:
         seen: set[str] = set()
         for template in self._templates:
             seen.update(template.path(role) for role in generate.TEMPLATE_ROLES)
-        for service, fields in _URL_FIELDS.items():
+        for service in _URL_FIELDS:
             for record in self._records(service, self._order[service]):
-                if isinstance(record, dict):
-                    seen.update(
-                        self.media_path(url)
-                        for url in (record.get(name) for name in fields)
-                        if isinstance(url, str) and url
-                    )
+                seen.update(self.media_path(url) for url in _record_urls(service, record) if url)
         seen.update(self._extra_paths)
         yield from sorted(p for p in seen if p.startswith("/media/"))
 
@@ -262,9 +340,8 @@ class Dataset:
                 spec.seed, seq, count, spec.succeeded_share, base, templates, forced
             )
         else:
-            record = generate.chanjing_record(
-                spec.seed, seq, count, spec.succeeded_share, base, forced
-            )
+            make = _GENERATORS[service]
+            record = make(spec.seed, seq, count, spec.succeeded_share, base, forced)
         for name, value in self._overrides.get(key, {}).items():
             if value is ABSENT:
                 record.pop(name, None)
@@ -290,25 +367,32 @@ class Dataset:
         return 0 <= seq < self._next[service] and (service, seq) not in self._removed
 
     def _find(self, task: TaskRef) -> tuple[Service, int]:
-        task_id = task.get("id") if isinstance(task, Mapping) else task
+        task_id = task.get("unique_id", task.get("id")) if isinstance(task, Mapping) else task
         if not isinstance(task_id, int | str):
             raise KeyError(f"not a task id: {task_id!r}")
-        service: Service = "chanjing" if isinstance(task_id, str) and len(task_id) == 32 else "vth"
-        if service == "vth" and str(task_id).isdigit():
-            seq: int | None = generate.vth_seq(int(task_id), self._counts["vth"])
-        else:
-            seq = generate.chanjing_seq(str(task_id))
-        if seq is not None and self._live(service, seq):
-            record = self._record(service, seq)
-            if isinstance(record, dict) and str(record.get("id")) == str(task_id):
+        for service, seq in self._guesses(str(task_id)):
+            if seq is None or not self._live(service, seq):
+                continue
+            if _record_id(service, self._record(service, seq)) == str(task_id):
                 return service, seq
         # Raw records and changed ids cannot be found by arithmetic: look through the lists.
         for kind in _SERVICES:
             records = self._records(kind, self._order[kind])
             for candidate, record in zip(self._order[kind], records, strict=True):
-                if isinstance(record, dict) and str(record.get("id")) == str(task_id):
+                if _record_id(kind, record) == str(task_id):
                     return kind, candidate
         raise KeyError(f"no listed task has id {task_id!r}")
+
+    def _guesses(self, task_id: str) -> Iterator[tuple[Service, int | None]]:
+        """Where a task with this id would be, by the shape of the id."""
+        if task_id.isascii() and task_id.isdigit():
+            yield "vth", generate.vth_seq(int(task_id), self._counts["vth"])
+        elif _UUID.fullmatch(task_id):
+            yield "cj_ai", generate.chanjing_seq(task_id.replace("-", ""))
+        elif _HEX32.fullmatch(task_id):
+            seq = generate.chanjing_seq(task_id.removeprefix("C-"))
+            services: tuple[Service, ...] = ("chanjing", "cj_video", "cj_avatar")
+            yield from ((service, seq) for service in services)
 
     def _template(self, template_id: int) -> generate.TemplateState:
         for template in self._templates:
@@ -320,20 +404,23 @@ class Dataset:
         for template in self._templates:
             if any(path == template.path(role) for role in generate.TEMPLATE_ROLES):
                 return True
-        if match := _VTH_MEDIA.match(path):
-            service: Service = "vth"
-            seq: int | None = generate.vth_seq(int(match[1]), self._counts["vth"])
-        elif match := _CHANJING_MEDIA.match(path):
-            service, seq = "chanjing", generate.chanjing_seq(match[1])
-        else:
+        owner = self._owner(path)
+        if owner is None:
             return False
+        service, seq = owner
         if seq is None or not self._live(service, seq):
             return False
         record = self._record(service, seq)
-        return isinstance(record, dict) and any(
-            isinstance(record.get(name), str) and self.media_path(record[name]) == path
-            for name in _URL_FIELDS[service]
-        )
+        return any(self.media_path(url) == path for url in _record_urls(service, record))
+
+    def _owner(self, path: str) -> tuple[Service, int | None] | None:
+        """The list and sequence number of the record whose media `path` is, by its shape."""
+        if match := _VTH_MEDIA.match(path):
+            return "vth", generate.vth_seq(int(match[1]), self._counts["vth"])
+        for pattern, service in _CHANJING_MEDIA:
+            if match := pattern.match(path):
+                return service, generate.chanjing_seq(match[1].replace("-", ""))
+        return None
 
     def _register_paths(self, value: Any) -> None:
         # Tests put hand-made media URLs into records; the media host must then serve them.

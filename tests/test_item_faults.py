@@ -1,0 +1,134 @@
+"""Whatever goes wrong with one item or one source, the run ends with its report.
+
+Real faults that root cannot bypass: a folder where a resumable `video.part` should be, a file
+where an item's folder should be, and a source whose parser meets a record it cannot take (an
+aiohttp app serving the listing). Each run must fail only what the fault touches, write its
+report, close its row in `runs`, and archive everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from archiver.paths import item_folder
+from archiver.records import ArchiveItem
+from archiver.sources.video_task_history import parse_task
+from archiver.standin import StandIn
+from tests.support import config_dict, manifest_problems, run_cli, task_ids, write_config
+
+
+def folder_of(archive: Path, record: dict[str, Any]) -> Path:
+    item = parse_task(record)
+    assert isinstance(item, ArchiveItem)
+    return archive / str(item_folder("faceswap", item, "{year}/{month}/{id}"))
+
+
+def runs(archive: Path) -> list[tuple[int | None, str | None]]:
+    db = sqlite3.connect(archive / "manifest.sqlite3")
+    try:
+        return db.execute("SELECT exit_status, finished_at FROM runs ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def reports(archive: Path) -> list[dict[str, Any]]:
+    folder = archive / ".archiver" / "runs"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def assert_ended_well(archive: Path, code: int, count: int) -> None:
+    """`count` runs so far, each with its report and a closed row with its exit status."""
+    assert [status for status, _ in runs(archive)][-1] == code
+    assert all(finished is not None for _, finished in runs(archive))
+    assert len(runs(archive)) == count
+    assert [r["exit_status"] for r in reports(archive)][-1] == code
+    assert len(reports(archive)) == count
+    assert manifest_problems(archive) == []
+
+
+@pytest.mark.parametrize(
+    "fault", ["part-is-a-folder", "resumable-part-is-a-folder", "item-folder-is-a-file"]
+)
+async def test_a_path_fault_fails_its_item_and_every_run_still_reports(
+    standin: StandIn, tmp_path: Path, fault: str
+) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    archive = tmp_path / "archive"
+    assert (await run_cli("run", "-c", config)).code == 0
+    broken, fine = standin.dataset.add_vth_task(), standin.dataset.add_vth_task()
+    folder = folder_of(archive, broken)
+    if fault.endswith("part-is-a-folder"):
+        (folder / "video.part").mkdir(parents=True)
+        (folder / "video.part" / "keep.txt").write_text("whatever is in here stays")
+        said = f"{folder}/video.part: Is a directory"
+        if fault.startswith("resumable"):  # with the resume state of a real download
+            media = standin.dataset.media_file(standin.dataset.media_path(broken["origin"]))
+            assert media is not None
+            (folder / "video.part.json").write_text(json.dumps({"validator": media.etag}))
+    else:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_text("a file where the task's folder should be")
+        said = f"{folder}: not a folder"
+
+    for attempt in (2, 3):  # every later run, not only the first
+        result = await run_cli("run", "-c", config)
+        assert result.code == 1, result.output
+        assert said in result.output
+        assert "Traceback" not in result.output and "unexpected" not in result.output
+        assert_ended_well(archive, 1, attempt)
+        assert str(fine["id"]) in task_ids(archive, "faceswap")
+        assert str(broken["id"]) not in task_ids(archive, "faceswap")
+        failures = reports(archive)[-1]["sources"]["faceswap"]["failures"]
+        assert [f["id"] for f in failures] == [str(broken["id"])]
+    if fault.endswith("part-is-a-folder"):
+        assert (folder / "video.part" / "keep.txt").is_file()
+    else:
+        assert folder.read_text() == "a file where the task's folder should be"
+
+
+@pytest.fixture
+async def odd_listing(standin: StandIn) -> AsyncIterator[str]:
+    """A face-swap listing API: page 1 from the stand-in, page 2 a record the parser chokes on."""
+
+    async def history(request: web.Request) -> web.Response:
+        page = (await request.json())["page"]
+        data: list[Any] = standin.dataset.page("vth", 1, 10) if page == 1 else []
+        if page == 2:
+            media = standin.dataset.succeeded_vth()[0]["origin"]
+            # A creation time of 5,000 digits: int() refuses it (ValueError), unexpectedly.
+            data = [{"id": 777_777, "state": 30, "origin": media, "createdAt": "9" * 5000}]
+        return web.json_response({"code": 200, "msg": "SUCCESS", "data": data})
+
+    app = web.Application()
+    app.router.add_post("/videoTaskHistory", history)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+async def test_an_unexpected_error_in_a_source_still_ends_with_the_report(
+    standin: StandIn, tmp_path: Path, odd_listing: str
+) -> None:
+    config = write_config(tmp_path, config_dict(standin, vth={"base_url": odd_listing}))
+    archive = tmp_path / "archive"
+    result = await run_cli("run", "-c", config)
+    assert result.code == 3, result.output
+    assert "Traceback" not in result.output
+    assert_ended_well(archive, 3, 1)
+    error = reports(archive)[-1]["sources"]["faceswap"]["listing_error"]
+    assert "ValueError" in error
+    page_one = standin.dataset.page("vth", 1, 10)
+    listed = {str(r["id"]) for r in page_one if r.get("state") == 30}
+    assert task_ids(archive, "faceswap") == listed
+    assert task_ids(archive, "chanjing") == {r["id"] for r in standin.dataset.succeeded_chanjing()}

@@ -18,8 +18,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from archiver.configyaml import read_yaml
 from archiver.errors import ConfigError
 from archiver.settings import Config, HttpSettings, NotifySettings, SourceConfig
 from archiver.sources import source_types
@@ -56,15 +55,14 @@ def load_config(
         raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    document = read_yaml(text, path)
+    raw = document.data
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return _build_config(path, _expand_used(raw, env, path, sources, notify))
+    try:
+        return _build_config(path, _expand_used(raw, env, path, sources, notify))
+    except ConfigError as exc:
+        raise ConfigError(document.locate(str(exc), path)) from None
 
 
 def _expand_used(

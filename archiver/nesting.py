@@ -33,8 +33,33 @@ def loads_bounded(body: bytes) -> Any:
     try:
         return json.loads(body)
     except RecursionError:
+        text = _cut_deep(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise  # not JSON at all
         text = body.decode(json.detect_encoding(body), "surrogatepass")
-        return json.loads(_cut_deep(text))
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        return json.loads(_cut_deep(text), parse_int=_bounded_int)
+
+
+class TooLongNumber:
+    """Stands for an integer with more digits than Python converts (4,300 by default).
+
+    No record needs one, and neither `int()` nor the sidecar's JSON writer takes it, so the
+    record that holds one is rejected (`record_problem`) and the rest of its page is kept.
+    """
+
+
+TOO_LONG_NUMBER = TooLongNumber()
+
+
+def _bounded_int(digits: str) -> int | TooLongNumber:
+    try:
+        return int(digits)
+    except ValueError:
+        return TOO_LONG_NUMBER
 
 
 def _cut_deep(text: str) -> str:
@@ -82,6 +107,8 @@ def record_problem(record: dict[str, Any]) -> str | None:
                     size += len(value)
                 elif kind is dict or kind is list:
                     nested.append(value)
+                elif kind is TooLongNumber:
+                    return "record holds a number too long to keep"
         if size > MAX_RECORD_SIZE:
             return f"record too large (more than {MAX_RECORD_SIZE // 1024**2} MiB of JSON)"
         level = nested

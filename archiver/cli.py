@@ -337,7 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
-    _setup(args)
+    try:
+        _setup(args)
+    except UsageError as exc:  # no log yet to say it in
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

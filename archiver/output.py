@@ -7,13 +7,16 @@ Every line passes through a `Redactor`, so no configured secret is ever printed 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from archiver.errors import UsageError
 from archiver.redact import REDACT
 from archiver.stats import RunStats
 
@@ -87,8 +90,7 @@ def setup_logging(
     logger.addHandler(console)
     logger.setLevel(logging.DEBUG if log_file or verbosity > 0 else level)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _log_file_handler(log_file)
         file_handler.setFormatter(
             _JsonFormatter()
             if log_format == "json"
@@ -98,6 +100,28 @@ def setup_logging(
         logger.addHandler(file_handler)
     logger.propagate = False
     _redact_libraries(stream, formatter)
+
+
+class _AppendHandler(logging.FileHandler):
+    """A log file opened without following a link at its name.
+
+    The log often lives inside the archive (`.archiver/archiver.log`), where a link planted at
+    that name would have the run append to a file anywhere the run may write.
+    """
+
+    def _open(self) -> IO[str]:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.baseFilename, flags, 0o644)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def _log_file_handler(path: Path) -> logging.FileHandler:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _AppendHandler(path, encoding="utf-8")
+    except OSError as exc:
+        why = "a symbolic link; not followed" if exc.errno == errno.ELOOP else exc.strerror
+        raise UsageError(f"cannot open the log file {path}: {why}") from exc
 
 
 class _LibraryHandler(logging.StreamHandler[IO[str]]):

@@ -8,6 +8,7 @@ Every line passes through a `Redactor`, so no configured secret is ever printed 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
@@ -109,7 +110,7 @@ class _AppendHandler(logging.FileHandler):
     that name would have the run append to a file anywhere the run may write.
     """
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self.baseFilename, flags, 0o644)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -1,5 +1,42 @@
-"""`python -m archiver` is the same as the `archiver` command."""
+"""`python -m archiver` is the same as the `archiver` command, whose entry point this is.
 
-from archiver.cli import entry_point
+Loading the command's modules takes tens of milliseconds, and a Ctrl-C then would end in a
+`KeyboardInterrupt` traceback. So the first thing the entry point does is hold SIGINT and
+SIGTERM back; once the command's own handling of them is in place (a `KeyboardInterrupt` that
+`main` turns into 130), a signal that came meanwhile is let through and ends the process
+quietly with 130, like one that comes later.
+"""
 
-entry_point()
+import signal
+import sys
+from types import FrameType
+
+HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+def entry_point() -> None:
+    """The `archiver` console script."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    try:
+        try:
+            from archiver.cli import main
+
+            # Until a run installs its own handler, SIGTERM stops things as Ctrl-C does.
+            signal.signal(signal.SIGTERM, _interrupt)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a held signal strikes here
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    # The outcome is decided: a late signal would only turn it into a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -14,14 +14,21 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archiver import __version__
 from archiver.config import default_config_path, load_config
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, UsageError
 from archiver.output import setup_logging
 from archiver.redact import REDACT
+from archiver.settings import Config
+
+if TYPE_CHECKING:
+    from archiver.notify import Notifier
+    from archiver.stats import RunStats
 
 log = logging.getLogger("archiver")
 
@@ -57,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--report", type=Path, metavar="FILE", help="also write the run report to FILE"
+    )
+    run.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="FILE",
+        help="write the run's metrics to FILE, in node_exporter's textfile format "
+        "(default: metrics_file in the config)",
     )
     _output_options(run)
     run.set_defaults(handler=_cmd_run)
@@ -181,30 +195,86 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from archiver.notify import Notifier
+
+    # Only the sources this run lists have their credentials read.
+    config = load_config(args.config or default_config_path(), sources=args.source or None)
+    REDACT.add(config.secrets)
+    if args.dry_run:  # a dry run is no run to report on: no ping, no metrics
+        return _run(config, args, None).exit_status
+    notifier = Notifier(config.notify, archive=str(config.archive_dir))
+    started = time.time()
+    notifier.start()
+    stats = None
+    status = 1
+    try:
+        stats = _run(config, args, notifier)
+        status = stats.exit_status
+    except ArchiverError as exc:
+        status = _ended_by(notifier, exc.exit_status, str(exc))
+        raise
+    except KeyboardInterrupt:
+        status = _ended_by(notifier, 130, "interrupted")
+        raise
+    except Exception as exc:  # a bug: main logs it; whoever watches hears of it
+        _ended_by(notifier, 1, f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _write_metrics(args.metrics_file or config.metrics_file, config, stats, started, status)
+    return status
+
+
+def _run(config: Config, args: argparse.Namespace, notifier: Notifier | None) -> RunStats:
     # Imported here: the download machinery (aiohttp) is not needed by verify or status.
     from archiver.runner import RunOptions, print_summary, run_archive
 
-    config = load_config(args.config or default_config_path())
-    REDACT.add(config.secrets)
     options = RunOptions(
         sources=tuple(args.source),
         dry_run=args.dry_run,
         full=args.full,
         progress=_interactive(args) and _verbosity(args) >= 0,
         report=args.report,
+        on_end=notifier.run_ended if notifier is not None else None,
     )
     stats = run_archive(config, options)
     print_summary(stats, interactive=_interactive(args), verbosity=_verbosity(args))
     if stats.fatal:
         log.error("%s", stats.fatal)
-    return stats.exit_status
+    return stats
+
+
+def _ended_by(notifier: Notifier, status: int, message: str) -> int:
+    """Tell of a run stopped by an error before its report (a second telling does nothing)."""
+    from archiver.notify import Outcome
+
+    notifier.end(Outcome.of_error(status, message))
+    return status
+
+
+def _write_metrics(
+    path: Path | None, config: Config, stats: RunStats | None, started: float, status: int
+) -> None:
+    from archiver.metrics import RunFacts, write_metrics
+
+    if path is None:
+        return
+    try:
+        facts = RunFacts.of_run(
+            stats,
+            started=started,
+            ended=time.time(),
+            exit_status=status,
+            archive_dir=config.archive_dir,
+        )
+        write_metrics(path, facts)
+    except (OSError, ArchiverError) as exc:  # metrics are a report: never fail a run over them
+        log.warning("could not write the metrics file %s: %s", path, exc)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from archiver.verify import run_verify
 
-    config = load_config(args.config or default_config_path())
-    REDACT.add(config.secrets)
+    config = _existing_archive(args)
     return run_verify(
         config,
         tuple(args.source),
@@ -218,22 +288,38 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from archiver.manifest import MANIFEST, ManifestStore
     from archiver.status import archive_status, status_json, status_text
 
-    config = load_config(args.config or default_config_path())
+    config = _existing_archive(args)
     manifest = ManifestStore.open(config.archive_dir / MANIFEST, readonly=True)
     try:
-        status = archive_status(manifest)
+        status = archive_status(manifest, template_sources=_template_sources(config))
     finally:
         manifest.close()
     print(status_json(status) if args.json else status_text(status))
     return 0
 
 
+def _template_sources(config: Config) -> frozenset[str]:
+    return frozenset(s.name for s in config.sources if getattr(s.settings, "templates", False))
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     from archiver.catalog import write_catalog
 
-    config = load_config(args.config or default_config_path())
+    config = _existing_archive(args)
     print(write_catalog(config.archive_dir))
     return 0
+
+
+def _existing_archive(args: argparse.Namespace) -> Config:
+    """The config of a command that reads an archive, which must exist: it calls no source."""
+    from archiver.manifest import MANIFEST
+
+    config = load_config(args.config or default_config_path(), sources=(), notify=False)
+    if not (config.archive_dir / MANIFEST).is_file():
+        raise UsageError(
+            f"{config.archive_dir}: no archive here: nothing has been archived yet (no {MANIFEST})"
+        )
+    return config
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -251,7 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
-    _setup(args)
+    try:
+        _setup(args)
+    except UsageError as exc:  # no log yet to say it in
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -265,8 +355,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("unexpected error: %s: %s", type(exc).__name__, exc)
         log.debug("traceback", exc_info=True)
         return 1
-
-
-def entry_point() -> None:
-    """The `archiver` console script."""
-    sys.exit(main())

@@ -2,7 +2,9 @@
 
 Every problem is a `ConfigError` whose one line names the file and the key, so a typo in a
 nightly cron job is found by reading one line of mail. `${NAME}` in any string is replaced from
-the environment; a missing variable names itself.
+the environment; a missing variable names itself. A source's `${NAME}`s (its credentials) and
+those of `notify:` are resolved only for the commands that use them: `status`, `verify` and
+`index` call no service and need none of them, and `run --source a` needs only source a's.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from archiver.configyaml import read_yaml
 from archiver.errors import ConfigError
-from archiver.settings import Config, HttpSettings, SourceConfig
+from archiver.settings import Config, HttpSettings, NotifySettings, SourceConfig
 from archiver.sources import source_types
 
 T = TypeVar("T")
@@ -34,8 +35,19 @@ def default_config_path() -> Path:
     return Path(os.environ.get("ARCHIVER_CONFIG") or "config.yaml")
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and validate the config file at `path`."""
+def load_config(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    sources: Collection[str] | None = None,
+    notify: bool = True,
+) -> Config:
+    """Read, expand and validate the config file at `path`.
+
+    Only the sources named in `sources` (every source if None) and, with `notify`, the
+    `notify:` section have their `${NAME}`s resolved; the others keep them as written, are
+    still checked, and are marked unresolved so that nothing can call a service with them.
+    """
     env = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
@@ -43,15 +55,45 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    document = read_yaml(text, path)
+    raw = document.data
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return _build_config(path, _expand(raw, env, path, ""), env)
+    try:
+        return _build_config(path, _expand_used(raw, env, path, sources, notify))
+    except ConfigError as exc:
+        raise ConfigError(document.locate(str(exc), path)) from None
+
+
+def _expand_used(
+    raw: dict[str, Any],
+    env: Mapping[str, str],
+    path: Path,
+    sources: Collection[str] | None,
+    notify: bool,
+) -> dict[str, Any]:
+    """`raw` with `${NAME}` expanded everywhere but in the sources and sections not used."""
+    top = {k: v for k, v in raw.items() if k not in ("sources", "notify")}
+    expanded: dict[str, Any] = _expand(top, env, path, "")
+    if "notify" in raw:
+        expanded["notify"] = _expand(raw["notify"], env, path, "notify") if notify else None
+    if "sources" in raw:
+        expanded["sources"] = raw["sources"]
+        if isinstance(raw["sources"], dict):
+            expanded["sources"] = {
+                name: _expand(value, env, path, f"sources.{name}")
+                if sources is None or name in sources
+                else _Unresolved(value)
+                for name, value in raw["sources"].items()
+            }
+    return expanded
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unresolved:
+    """A source's settings as written, `${NAME}`s kept: the command does not use it."""
+
+    raw: Any
 
 
 def _expand(value: Any, env: Mapping[str, str], path: Path, key: str) -> Any:
@@ -76,10 +118,11 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Config:
+def _build_config(path: Path, raw: dict[str, Any]) -> Config:
     raw = dict(raw)
     sources_raw = raw.pop("sources", None)
     http_raw = raw.pop("http", {})
+    notify = _build_notify(raw.pop("notify", None), path)
     if "archive_dir" not in raw:
         raise ConfigError(f"{path}: archive_dir: missing (where the archive is kept)")
     top = _build(_TopLevel, raw, path, "")
@@ -103,9 +146,13 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
     secrets = frozenset(
         value
         for source in sources
+        if source.resolved
         for f in dataclasses.fields(source.settings)
         if f.metadata.get("secret") and (value := getattr(source.settings, f.name))
-    )
+    ) | (notify.secrets() if notify is not None else frozenset())
+    metrics_file = Path(top.metrics_file).expanduser() if top.metrics_file else None
+    if metrics_file is not None and not metrics_file.is_absolute():
+        metrics_file = path.resolve().parent / metrics_file
     return Config(
         path=path,
         archive_dir=archive_dir,
@@ -120,6 +167,9 @@ def _build_config(path: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Co
         http=http,
         sources=sources,
         secrets=secrets,
+        notify=notify or NotifySettings(),
+        metrics_file=metrics_file,
+        demo=top.demo,
     )
 
 
@@ -134,6 +184,30 @@ class _TopLevel:
     durability: typing.Literal["fsync", "none"] = "fsync"
     keep_reports: int = 100
     catalog: bool = True
+    metrics_file: str | None = None
+    demo: bool = False
+
+
+def _build_notify(raw: Any, path: Path) -> NotifySettings | None:
+    """The `notify:` section; None when the command does not use it (left unresolved)."""
+    if raw is None:
+        return None
+    notify = _build(NotifySettings, raw, path, "notify")
+    # A ping URL carries the check's id, a secret of sorts: it is never echoed either.
+    if notify.ping_url is not None and not re.match(r"https?://[^/]+", notify.ping_url):
+        raise ConfigError(f"{path}: notify.ping_url: expected an http(s) URL")
+    for i, url in enumerate(notify.urls):
+        if "://" not in url:
+            raise ConfigError(f"{path}: notify.urls[{i}]: expected an Apprise URL (scheme://...)")
+    if notify.urls:
+        try:
+            import apprise  # noqa: F401  (only whether it is there)
+        except ImportError:
+            raise ConfigError(
+                f"{path}: notify.urls: needs Apprise, which is not installed: "
+                "pip install 'archiver[notify]'"
+            ) from None
+    return notify
 
 
 def _build_sources(raw: Any, path: Path) -> tuple[SourceConfig, ...]:
@@ -143,6 +217,9 @@ def _build_sources(raw: Any, path: Path) -> tuple[SourceConfig, ...]:
     sources = []
     for name, settings in raw.items():
         key = f"sources.{name}"
+        resolved = not isinstance(settings, _Unresolved)
+        if isinstance(settings, _Unresolved):
+            settings = settings.raw
         if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
             raise ConfigError(f"{path}: {key}: a source name may use only A-Z a-z 0-9 _ -")
         if not isinstance(settings, dict):
@@ -156,9 +233,11 @@ def _build_sources(raw: Any, path: Path) -> tuple[SourceConfig, ...]:
         built = _build(source_type.settings_type, settings, path, key)
         source_type.check_settings(built, f"{path}: {key}")
         _check_positive(path, f"{key}.page_size", built.page_size)
-        if not re.match(r"https?://[^/]+", built.base_url):
+        # An unresolved `${NAME}` stands for a URL this command never calls.
+        unresolved_url = not resolved and ENV_REFERENCE.search(built.base_url)
+        if not re.match(r"https?://[^/]+", built.base_url) and not unresolved_url:
             raise ConfigError(f"{path}: {key}.base_url: expected an http(s) URL")
-        sources.append(SourceConfig(name=name, settings=built))
+        sources.append(SourceConfig(name=name, settings=built, resolved=resolved))
     return tuple(sources)
 
 

@@ -11,6 +11,8 @@ from a fixed seed, so a second demo into the same folder finds everything alread
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,6 +34,9 @@ from archiver.stats import RunStats
 
 CONFIG_TEMPLATE = """\
 # Written by `archiver demo`: the archive of a local stand-in of both services.
+# `archiver status -c` and `archiver verify -c` with this file look at the archive; the
+# stand-in runs only inside `archiver demo`, so `archiver run` refuses it (demo: true).
+demo: true
 archive_dir: ..
 concurrency: 8
 sources:
@@ -90,10 +95,28 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
         finally:
             manifest.close()
     print_summary(stats, interactive=interactive, verbosity=max(verbosity, 0))
-    index = directory / "index.html"
-    if verbosity >= 0 and index.exists():
-        print(f"open {index} in a browser to see the archive", file=sys.stderr)
+    if verbosity >= 0:
+        for line in next_steps(directory, config_path):
+            print(line, file=sys.stderr)
     return stats.exit_status
+
+
+def next_steps(directory: Path, config_path: Path) -> list[str]:
+    """What to try after the demo: the catalog, and the commands that read the archive."""
+    index = directory / "index.html"
+    lines = [f"open {index} in a browser to see the archive"] if index.exists() else []
+    config = _shell_word(str(config_path))
+    return [
+        *lines,
+        "then look at it as you would at your own archive:",
+        f"  archiver status -c {config}",
+        f"  archiver verify -c {config}",
+    ]
+
+
+def _shell_word(text: str) -> str:
+    # Quoted only when it must be, so the usual path reads plainly and still pastes right.
+    return text if re.fullmatch(r"[\w@%+=:,./-]+", text) else shlex.quote(text)
 
 
 async def _demo(

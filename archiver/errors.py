@@ -12,7 +12,8 @@ nothing above the HTTP layer, the manifest or the file writer sees them.
     ├── ArchiveBusy                   exit 4: another run holds the archive's lock
     ├── SourceError                   exit 3: a source could not be listed
     │   ├── CredentialsRejected           the service refused the credential
-    │   └── ApiError                      the service answered with an error code or bad data
+    │   ├── ApiError                      the service answered with an error code or bad data
+    │   └── ListingRepeats                page after page brought no task new to the run
     ├── TransferError                 exit 1: one media file could not be fetched
     │   ├── HttpStatusError               a final HTTP status (404, 403, ...)
     │   ├── FileTooLarge                  larger than `max_file_bytes`
@@ -82,6 +83,10 @@ class ApiError(SourceError):
         super().__init__(message)
         self.code = code
         self.trace_id = trace_id
+
+
+class ListingRepeats(SourceError):
+    """The listing went on without bringing a task not already listed in this run."""
 
 
 class TransferError(ArchiverError):

@@ -17,7 +17,6 @@ or a stall is cut and retried instead of holding the run. An API answer is read 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -34,6 +33,7 @@ from archiver.errors import (
     TransferError,
 )
 from archiver.limits import BandwidthLimiter, SpeedFloor, too_slow
+from archiver.nesting import loads_bounded
 from archiver.retry import RetryPolicy, parse_retry_after
 from archiver.settings import HttpSettings
 
@@ -260,7 +260,7 @@ class HttpClient:
         if not 200 <= status < 300:
             raise ApiError(f"the API answered HTTP {status}")
         try:
-            doc = json.loads(body)
+            doc = loads_bounded(body)
         except ValueError:
             raise MalformedResponse("the answer is not JSON") from None
         if not isinstance(doc, dict) or "code" not in doc:

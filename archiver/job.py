@@ -22,8 +22,9 @@ from typing import Protocol
 
 from archiver.archivefs import ItemFolders
 from archiver.durable import BatchCommitter
-from archiver.errors import ArchiverError, ArchiveWriteError, SourceError
+from archiver.errors import ArchiverError, ArchiveWriteError, ListingRepeats, SourceError
 from archiver.freespace import FreeSpace
+from archiver.guard import ListingGuard
 from archiver.http import HttpClient
 from archiver.itemwork import ItemLimits, ItemResult, ItemTask, archive_item
 from archiver.manifest import (
@@ -35,6 +36,7 @@ from archiver.manifest import (
 )
 from archiver.paths import item_folder, within
 from archiver.records import ArchiveItem, Page, Rejected, Unfinished
+from archiver.repeats import FAILED, REJECTED, RepeatedWarnings
 from archiver.settings import Config, SourceConfig
 from archiver.sidecar import (
     SIDECAR,
@@ -96,6 +98,7 @@ class ArchiveJob:
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
+        self._warnings = RepeatedWarnings(log)
         self._folders = ItemFolders(self.root)
         self.space = FreeSpace(str(self.root), config.min_free_space)
 
@@ -161,6 +164,8 @@ class ArchiveJob:
                 except ArchiveWriteError as exc:  # the manifest's disk is full too
                     self.stats.fatal = self.stats.fatal or str(exc)
             self.stats.duration = time.monotonic() - self.stats.started
+            for cfg in sources:
+                self._warnings.close(cfg.name)
         stopped = self.stats.interrupted or self.stats.fatal
         if self.manifest is not None and not self.dry_run and not stopped:
             self._record_source_states(sources)  # else they stay unclean, as marked above
@@ -177,10 +182,12 @@ class ArchiveJob:
         incremental = self._incremental.get(cfg.name, False)
         streak = 0
         unmarked: set[tuple[str, str]] = set()
+        guard = ListingGuard()
         pages = source.pages()
         try:
             async for page in pages:
                 streak = await self._take_page(cfg, page, queue, streak, stats, unmarked)
+                guard.check(page)
                 if incremental and streak >= cfg.settings.stop_after_known:
                     stats.stopped_early = True
                     log.info("%s: %d archived tasks in a row; listing ends here", cfg.name, streak)
@@ -189,6 +196,10 @@ class ArchiveJob:
                 stats.listed_to_end = True
             if unmarked and self.manifest is not None:
                 self.manifest.mark_seen(cfg.name, self.run_id, (), unmarked)
+        except ListingRepeats as exc:
+            # What was listed is archived; the source counts as not listed to its end.
+            stats.listing_error = str(exc)
+            log.warning("%s: listing stopped at %s", cfg.name, exc)
         except SourceError as exc:
             stats.listing_error = str(exc)
             log.error("%s: cannot list: %s", cfg.name, exc)
@@ -201,6 +212,7 @@ class ArchiveJob:
         finally:
             await pages.aclose()
             stats.duration = time.monotonic() - started
+            self._warnings.close(cfg.name, REJECTED)
 
     def _incremental_allowed(self, cfg: SourceConfig) -> bool:
         settings = cfg.settings
@@ -211,6 +223,13 @@ class ArchiveJob:
             return False
         age = datetime.now(UTC) - datetime.fromisoformat(last_full.replace("Z", "+00:00"))
         return age < timedelta(days=settings.full_every_days)
+
+    def _reject(self, source: str, stats: SourceStats, entry: Rejected) -> None:
+        stats.listed += 1
+        stats.reject(entry.id, entry.reason)
+        self._warnings.warn(
+            source, REJECTED, "rejected record %s: %s", entry.id or "?", entry.reason
+        )
 
     async def _take_page(
         self,
@@ -233,9 +252,7 @@ class ArchiveJob:
                 stats.listed += 1
                 stats.unfinished[entry.state] += 1
             elif isinstance(entry, Rejected):
-                stats.listed += 1
-                stats.reject(entry.id, entry.reason)
-                log.warning("%s: rejected record %s: %s", cfg.name, entry.id or "?", entry.reason)
+                self._reject(cfg.name, stats, entry)
             else:
                 if entry.kind == "task":
                     stats.listed += 1
@@ -409,7 +426,9 @@ class ArchiveJob:
         assert self._committer is not None
         if result.failures:
             for role, why in result.failures:
-                log.warning("%s: %s %s: %s: %s", cfg.name, item.kind, item.id, role, why)
+                self._warnings.warn(
+                    cfg.name, FAILED, "%s %s: %s: %s", item.kind, item.id, role, why
+                )
             reason = "; ".join(f"{role}: {why}" for role, why in result.failures)
             stats.fail(item.id, item.kind, reason)
             await self._committer.add(

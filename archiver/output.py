@@ -7,12 +7,17 @@ Every line passes through a `Redactor`, so no configured secret is ever printed 
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from archiver.errors import UsageError
 from archiver.redact import REDACT
 from archiver.stats import RunStats
 
@@ -27,13 +32,19 @@ class _RedactingFormatter(logging.Formatter):
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": utc_time(record.created),
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return REDACT(json.dumps(entry, ensure_ascii=False))
+
+
+def utc_time(seconds: float) -> str:
+    """ISO 8601 in UTC with `Z` and milliseconds: a log line's time in any zone it is read."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class _TqdmHandler(logging.StreamHandler[IO[str]]):
@@ -80,8 +91,7 @@ def setup_logging(
     logger.addHandler(console)
     logger.setLevel(logging.DEBUG if log_file or verbosity > 0 else level)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _log_file_handler(log_file)
         file_handler.setFormatter(
             _JsonFormatter()
             if log_format == "json"
@@ -91,6 +101,28 @@ def setup_logging(
         logger.addHandler(file_handler)
     logger.propagate = False
     _redact_libraries(stream, formatter)
+
+
+class _AppendHandler(logging.FileHandler):
+    """A log file opened without following a link at its name.
+
+    The log often lives inside the archive (`.archiver/archiver.log`), where a link planted at
+    that name would have the run append to a file anywhere the run may write.
+    """
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.baseFilename, flags, 0o644)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def _log_file_handler(path: Path) -> logging.FileHandler:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _AppendHandler(path, encoding="utf-8")
+    except OSError as exc:
+        why = "a symbolic link; not followed" if exc.errno == errno.ELOOP else exc.strerror
+        raise UsageError(f"cannot open the log file {path}: {why}") from exc
 
 
 class _LibraryHandler(logging.StreamHandler[IO[str]]):
@@ -142,9 +174,7 @@ class BarProgress:
         }
         self._tasks = tqdm(desc="tasks listed", unit=" tasks", position=0, **options)
         self._files = tqdm(desc="files", unit=" files", position=1, **options)
-        self._bytes = tqdm(
-            desc="received", unit="B", unit_scale=True, unit_divisor=1024, position=2, **options
-        )
+        self._bytes = byte_bar("received", position=2, **options)
 
     def listed(self, count: int) -> None:
         self._tasks.update(count)
@@ -161,11 +191,32 @@ class BarProgress:
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
+    """A size in binary units, as everything archiver shows sizes: `512 B`, `17.1 MiB`.
+
+    The catalog's page does the same in JavaScript (`formatBytes` in catalog.js).
+    """
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
-    return f"{count:.1f} TiB"
+    return f"{count:.1f} GiB"
+
+
+def byte_bar(desc: str, **options: Any) -> Any:
+    """A tqdm bar counting bytes in the units of `human_bytes` (tqdm's own say `16.3MB`)."""
+    from tqdm import tqdm  # see BarProgress
+
+    class ByteBar(tqdm):  # type: ignore[misc]
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            values: dict[str, Any] = super().format_dict
+            rate = values.get("rate")
+            values["size"] = human_bytes(values["n"])
+            values["speed"] = f"{human_bytes(rate)}/s" if rate else "? B/s"
+            return values
+
+    bar_format = "{desc}: {size} [{elapsed}, {speed}]"
+    return ByteBar(desc=desc, bar_format=bar_format, **options)
 
 
 def summary_lines(stats: RunStats) -> list[str]:

@@ -34,6 +34,7 @@ def report_document(
         "dry_run": stats.dry_run,
         "interrupted": stats.interrupted,
         "fatal": stats.fatal,
+        "warnings": stats.warnings,
         "totals": {
             "newly_archived": stats.total("archived"),
             "templates_archived": stats.total("templates_archived"),

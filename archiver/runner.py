@@ -7,6 +7,7 @@ records what finished, keeps `.part` files, and returns; the run then exits 130.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import sys
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from archiver.checksums import write_checksums
-from archiver.errors import ArchiverError, ArchiveWriteError, UsageError
+from archiver.errors import ArchiverError, ConfigError, UsageError
 from archiver.job import ArchiveJob, Progress
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
 from archiver.output import BarProgress, NoProgress, summary_lines
+from archiver.redact import REDACT
 from archiver.report import report_document, write_report
 from archiver.settings import Config, SourceConfig
 from archiver.stats import RunStats
@@ -41,34 +43,72 @@ class RunOptions:
     progress: bool = False
     report: Path | None = None
     command: str = "run"
+    # Called once the run's outcome is known, before the report is written (notifications);
+    # what it returns are warnings for the report.
+    on_end: Callable[[RunStats], list[str]] | None = None
 
 
 def select_sources(config: Config, names: tuple[str, ...]) -> tuple[SourceConfig, ...]:
     """The configured sources named on the command line (all of them if none)."""
-    if not names:
-        return config.sources
     known = {s.name: s for s in config.sources}
     for name in names:
         if name not in known:
             raise UsageError(f"no source named {name!r} in {config.path}")
-    return tuple(known[n] for n in dict.fromkeys(names))
+    chosen = tuple(known[n] for n in dict.fromkeys(names)) if names else config.sources
+    for source in chosen:
+        if not source.resolved:  # a config loaded for another command: no credential read
+            raise UsageError(f"source {source.name!r} was loaded without its credentials")
+    return chosen
 
 
 def run_archive(config: Config, options: RunOptions) -> RunStats:
     """One archiving run; the caller prints nothing but what this logs."""
+    if config.demo:
+        raise UsageError(
+            f"{config.path}: the demo's config: its stand-in services run only inside "
+            f"`archiver demo`; `archiver demo {config.archive_dir}` archives from them again"
+        )
     sources = select_sources(config, options.sources)
     if options.dry_run:
         return _dry_run(config, sources)
-    try:
-        config.archive_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot create {config.archive_dir}: {exc.strerror}") from None
+    create_archive_dir(config)
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
             return _locked_run(config, manifest, sources, options)
         finally:
             manifest.close()
+
+
+def create_archive_dir(config: Config) -> None:
+    """Create the archive's folder; one that cannot be made is a configuration error."""
+    folder = config.archive_dir
+    where = f"{config.path}: archive_dir"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{where}: not a folder: {_in_the_way(folder)}") from None
+    except PermissionError:
+        raise ConfigError(f"{where}: permission denied: {folder}") from None
+    except OSError as exc:
+        # /proc and the like refuse a new folder with ENOENT, which reads as nonsense.
+        if exc.errno == errno.ENOENT:
+            reason = f"{_deepest_existing(folder)} takes no new folders"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ConfigError(f"{where}: cannot create {folder}: {reason}") from None
+
+
+def _in_the_way(folder: Path) -> Path:
+    """The first part of `folder` that exists and is not a folder."""
+    for part in reversed((folder, *folder.parents)):
+        if part.exists() and not part.is_dir():
+            return part
+    return folder
+
+
+def _deepest_existing(folder: Path) -> Path:
+    return next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
 
 
 def _locked_run(
@@ -111,6 +151,8 @@ def finish_run(
         _attempt(stats, write_checksums, manifest, config.archive_dir, name)
     if config.catalog and (stats.eventful or not (config.archive_dir / "index.html").exists()):
         _write_catalog(config.archive_dir)
+    if opts.on_end is not None:
+        stats.warnings.extend(opts.on_end(stats))
     document = report_document(
         stats,
         command=opts.command,
@@ -121,7 +163,13 @@ def finish_run(
         stats, write_report, config.archive_dir, document, keep=config.keep_reports,
         extra=opts.report,
     )  # fmt: skip
-    manifest.finish_run(run_id, stats.exit_status, document["totals"])
+    manifest.finish_run(run_id, stats.exit_status, run_summary(stats, document["totals"]))
+
+
+def run_summary(stats: RunStats, totals: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps of a run for `status`: the totals, and what went wrong."""
+    failed = {n: REDACT(s.listing_error) for n, s in stats.sources.items() if s.listing_error}
+    return {**totals, "listing_errors": failed, "fatal": stats.fatal and REDACT(stats.fatal)}
 
 
 def _attempt(stats: RunStats, step: Callable[..., object], *args: Any, **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 
 def secret(default: str | None = None) -> Any:
@@ -50,10 +51,37 @@ class SourceSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SourceConfig:
-    """One configured source: its name (also its folder) and its type's settings."""
+    """One configured source: its name (also its folder) and its type's settings.
+
+    `resolved` is false for a source the command does not use: its `${NAME}`s are kept as
+    written (no credential was read), so it must never be listed.
+    """
 
     name: str
     settings: SourceSettings
+    resolved: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifySettings:
+    """Whom to tell how a run ended: a healthchecks.io-style ping URL, Apprise URLs."""
+
+    # Both are secrets (a check's id, an Apprise URL's credentials): never echoed, redacted.
+    ping_url: str | None = secret()  # <url>/start, <url> on success, <url>/fail otherwise
+    urls: tuple[str, ...] = field(default=(), metadata={"secret": True})  # Apprise URLs
+    when: Literal["failure", "news", "always"] = "failure"
+
+    def secrets(self) -> frozenset[str]:
+        """Every URL whole, and each password in one, for redaction."""
+        found = {u for u in (self.ping_url, *self.urls) if u}
+        for url in self.urls:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                found.add(password)
+        return frozenset(found)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,3 +101,6 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     sources: tuple[SourceConfig, ...] = ()
     secrets: frozenset[str] = frozenset()
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    metrics_file: Path | None = None  # node_exporter textfile, rewritten after each run
+    demo: bool = False  # written by `archiver demo`: its stand-in lives only inside the demo

@@ -77,6 +77,7 @@ class RunStats:
     interrupted: bool = False
     fatal: str | None = None
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)  # about the run, not an item (notify)
 
     def source(self, name: str) -> SourceStats:
         return self.sources.setdefault(name, SourceStats())

@@ -33,7 +33,7 @@ from typing import Any
 from archiver.errors import ArchiverError, UsageError
 from archiver.lock import ArchiveLock
 from archiver.manifest import MANIFEST, ManifestStore
-from archiver.output import human_bytes
+from archiver.output import byte_bar, human_bytes
 from archiver.paths import safe_name, within
 from archiver.payload import Payload, find_strays, quarantine
 from archiver.settings import Config
@@ -331,8 +331,7 @@ def run_verify(
         raise UsageError(f"no source named {sorted(unknown)[0]!r} in {config.path}")
     path = config.archive_dir / MANIFEST
     if not path.exists():
-        log.warning("%s: nothing archived yet", config.archive_dir)
-        return 0
+        raise UsageError(f"{config.archive_dir}: no archive here: nothing has been archived yet")
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(path)
         # The walk for strays runs beside the hashing (its system calls leave the GIL free).
@@ -365,9 +364,7 @@ def _checked(
     """`verify_archive`, with a progress bar on a terminal."""
     bar = None
     if interactive and verbosity >= 0:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="verified", unit="B", unit_scale=True, unit_divisor=1024)
+        bar = byte_bar("verified")
     try:
         return verify_archive(
             manifest,

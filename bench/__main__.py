@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # SIGTERM unwinds like Ctrl-C, so nginx and the stand-in are stopped and the work goes.
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)  # a new folder is a fine place to work
     work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=args.workdir))
     work.chmod(0o755)  # nginx's workers may run as another user
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from archiver.catalog import write_catalog
+from archiver.output import human_bytes
 from archiver.standin import DatasetSpec
 from tests.catalog_fixture import (
     CHANJING,
@@ -529,3 +531,15 @@ def test_source_filter_names_the_kind_of_work(browser: Browser, account: Account
         assert opened.errors == []
     finally:
         opened.page.context.close()
+
+
+def test_sizes_are_in_the_units_of_the_command_line(
+    catalog: OpenPage, archive: BuiltArchive
+) -> None:
+    manifest = sqlite3.connect(archive.root / "manifest.sqlite3")
+    try:
+        total = manifest.execute("SELECT sum(bytes) FROM files").fetchone()[0]
+    finally:
+        manifest.close()
+    summary = catalog.page.locator("#summary").inner_text()
+    assert f" · {human_bytes(total)} · " in summary, summary

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from archiver.cli import build_parser
 from archiver.lock import ArchiveLock
@@ -88,3 +92,74 @@ async def test_demo_archives_and_a_second_demo_finds_nothing_new(tmp_path: Path)
     report = json.loads(sorted((target / ".archiver" / "runs").glob("*.json"))[-1].read_text())
     assert report["totals"]["newly_archived"] == 0
     assert report["totals"]["bytes"] == 0
+
+
+@pytest.mark.parametrize("command", ["status", "verify", "index"])
+async def test_reading_an_archive_that_does_not_exist_exits_2(
+    standin: StandIn, tmp_path: Path, command: str
+) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    result = await run_cli(command, "-c", config)
+    assert result.code == 2
+    lines = result.output.splitlines()
+    assert len(lines) == 1
+    assert f"{tmp_path / 'archive'}: no archive here" in lines[0]
+    assert not (tmp_path / "archive").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("file/archive", "not a folder: {tmp}/file"),
+        ("file", "not a folder: {tmp}/file"),
+        ("/proc/archiver-test/archive", "cannot create /proc/archiver-test/archive: /proc takes"),
+    ],
+    ids=["under-a-file", "a-file", "under-proc"],
+)
+async def test_an_archive_dir_that_cannot_be_made_is_a_config_error(
+    standin: StandIn, tmp_path: Path, where: str, reason: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    config = write_config(tmp_path, config_dict(standin, archive_dir=where))
+    result = await run_cli("run", "-c", config)
+    assert result.code == 2, result.output
+    assert reason.format(tmp=tmp_path) in result.output
+    assert f"{config}: archive_dir" in result.output
+    assert len(result.output.splitlines()) == 1
+    assert standin.stats.requests == []
+
+
+async def test_an_archive_dir_without_permission_is_a_config_error(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # Root may write anywhere on disk; /sys refuses even root a new folder, with EACCES.
+    config = write_config(tmp_path, config_dict(standin, archive_dir="/sys/archiver-test"))
+    result = await run_cli("run", "-c", config)
+    assert result.code == 2, result.output
+    assert "archive_dir: permission denied: /sys/archiver-test" in result.output
+
+
+async def test_the_demo_says_what_to_try_next_and_its_config_is_not_run(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    demo = await run_cli("demo", target, "--tasks", "5")
+    assert demo.code == 0, demo.output
+    config = target / ".archiver" / "demo-config.yaml"
+    assert f"  archiver status -c {config}" in demo.output
+    assert f"  archiver verify -c {config}" in demo.output
+    status = await run_cli("status", "-c", config)
+    assert status.code == 0 and "recent runs:" in status.output
+    verify = await run_cli("verify", "-c", config, "-v")
+    assert verify.code == 0 and "all good" in verify.output
+    before = sorted((target / ".archiver" / "runs").iterdir())
+    started = time.monotonic()
+    run = await run_cli("run", "-c", config)
+    assert run.code == 2
+    assert time.monotonic() - started < 5
+    assert len(run.output.splitlines()) == 1
+    assert "run only inside `archiver demo`" in run.output
+    assert sorted((target / ".archiver" / "runs").iterdir()) == before
+    db = sqlite3.connect(target / "manifest.sqlite3")
+    try:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    finally:
+        db.close()

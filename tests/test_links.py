@@ -281,3 +281,19 @@ async def test_a_hard_link_at_the_lock_is_refused(standin: StandIn, tmp_path: Pa
     assert result.code == 2, result.output
     assert f"{lock}: not a plain file of its own; not used" in result.output
     assert outside.untouched()
+
+
+async def test_a_link_at_the_log_file_is_not_followed(standin: StandIn, tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    config = write_config(tmp_path, config_dict(standin, only="chanjing"))
+    log = tmp_path / "archive" / ".archiver" / "archiver.log"
+    log.parent.mkdir(parents=True)
+    log.symlink_to(outside.file)
+
+    result = await run_cli("run", "-c", config, "--log-file", log)
+    assert result.code == 2, result.output
+    assert result.output.strip() == (
+        f"error: cannot open the log file {log}: a symbolic link; not followed"
+    )
+    assert outside.untouched()
+    assert standin.stats.media_requests == []

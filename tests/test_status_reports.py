@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from archiver.lock import ArchiveLock
@@ -96,3 +98,55 @@ async def test_json_log_lines(standin: StandIn, tmp_path: Path) -> None:
     assert entries
     assert all({"time", "level", "message"} <= set(e) for e in entries)
     assert any(e["level"] == "warning" and "HTTP 404" in e["message"] for e in entries)
+
+
+async def test_status_names_the_source_that_could_not_be_listed_and_why(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, config_dict(standin, vth={"token": "a-revoked-token"}))
+    run = await run_cli("run", "-c", config)
+    assert run.code == 3
+    text = await run_cli("status", "-c", config)
+    assert text.code == 0
+    lines = text.output.splitlines()
+    faceswap = lines.index(next(line for line in lines if line.startswith("faceswap:")))
+    assert lines[faceswap + 1].startswith("  NOT LISTED by the last run: ")
+    assert "credentials rejected" in lines[faceswap + 1]
+    assert any(
+        line.startswith("    faceswap: not listed: ") and "credentials rejected" in line
+        for line in lines
+    )
+    assert "a-revoked-token" not in text.output
+    status = json.loads((await run_cli("status", "-c", config, "--json")).output)
+    assert "credentials rejected" in status["sources"]["faceswap"]["listing_error"]
+    assert status["sources"]["chanjing"]["listing_error"] is None
+    assert "credentials rejected" in status["runs"][0]["listing_errors"]["faceswap"]
+    assert status["runs"][0]["exit_status"] == 3
+
+
+async def test_templates_are_counted_only_for_a_source_that_has_them(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    assert (await run_cli("run", "-c", config)).code == 0
+    lines = (await run_cli("status", "-c", config)).output.splitlines()
+    chanjing = next(line for line in lines if line.startswith("chanjing:"))
+    faceswap = next(line for line in lines if line.startswith("faceswap:"))
+    assert "template" not in chanjing
+    assert re.match(r"faceswap: \d+ tasks and 6 templates archived", faceswap)
+
+
+async def test_json_log_times_are_utc_with_a_zone(standin: StandIn, tmp_path: Path) -> None:
+    config = write_config(tmp_path, config_dict(standin))
+    log_file = tmp_path / "log.jsonl"
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    result = await run_cli(
+        "run", "-c", config, "-v", "--log-format", "json", "--log-file", log_file
+    )
+    assert result.code == 0
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    times = [json.loads(line)["time"] for line in log_file.read_text().splitlines()]
+    assert times
+    for stamp in times:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
+        assert before <= datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= after

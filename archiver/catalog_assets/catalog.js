@@ -107,16 +107,17 @@
     return Math.floor(seconds / 60) + ":" + rest;
   }
 
+  // The same units as archiver's own output (archiver.output.human_bytes): binary, one decimal.
   function formatBytes(size) {
     if (typeof size !== "number") return "";
-    const units = ["B", "KB", "MB", "GB", "TB"];
+    const units = ["B", "KiB", "MiB", "GiB"];
     let value = size;
     let unit = 0;
-    while (value >= 1000 && unit < units.length - 1) {
-      value /= 1000;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
       unit += 1;
     }
-    return (unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)) + " " + units[unit];
+    return (unit === 0 ? String(value) : value.toFixed(1)) + " " + units[unit];
   }
 
   function labelOf(item) {

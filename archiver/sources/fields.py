@@ -54,7 +54,10 @@ def unix_time(value: object) -> datetime | None:
     """A creation time from Unix seconds (or milliseconds), or None if unusable."""
     # isdigit() alone also takes digits of other scripts (`²`, `١٢٣`), which int() refuses.
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
+        try:
+            value = int(value.strip())
+        except ValueError:  # more digits than Python converts: no time at all
+            return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from archiver.nesting import record_problem
 from archiver.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
 from archiver.sources.fields import media_url, record_id, unix_time
 
@@ -41,6 +42,9 @@ def parse_task(row: Any, fields: TaskFields) -> Listed:
     task_id = record_id(row.get(fields.id_key))
     if task_id is None:
         return Rejected(None, "record has no usable id")
+    too_much = record_problem(row)
+    if too_much is not None:  # the fingerprint and the sidecar could not take it
+        return Rejected(task_id, too_much)
     state = row.get(fields.state_key)
     if isinstance(state, bool) or not isinstance(state, type(fields.succeeded)):
         kind = "text" if isinstance(fields.succeeded, str) else "a number"

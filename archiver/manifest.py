@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from archiver.archivefs import refuse_links
 from archiver.errors import ArchiveWriteError, ManifestError
 from archiver.redact import REDACT
-from archiver.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from archiver.schema import CREATE, MIGRATIONS, SCHEMA_VERSION
 
 MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
 JOURNALS = ("", "-wal", "-shm", "-journal")  # the manifest's file and those SQLite keeps beside
@@ -137,19 +137,28 @@ class ManifestStore:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
         if tables and "meta" not in tables:
             raise ManifestError(f"{self.path}: a SQLite database, but not an archiver manifest")
+        if "meta" in tables and not readonly and self._unfinished_creation(tables):
+            tables = set()  # made by an older archiver killed mid-way: no row in it yet
         if "meta" in tables:
             self.version = self._schema_version()
         self.db.execute("PRAGMA busy_timeout = 10000")
         if "meta" in tables and self.version < SCHEMA_VERSION and not readonly:
             self._migrate()
         if not tables:
+            self.db.execute("PRAGMA journal_mode = WAL")
             with self._written():
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.executescript(SCHEMA)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
+                self.db.executescript(CREATE)
         self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def _unfinished_creation(self, tables: set[str]) -> bool:
+        """Whether the manifest's tables exist but it holds no version and no row at all."""
+        if self.db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone():
+            return False
+        return not any(
+            self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()  # noqa: S608
+            for table in ("items", "files", "runs")
+            if table in tables
+        )
 
     def _schema_version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -94,3 +94,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         *CHANGE_TRACKING,
     ),
 }
+
+# A new manifest in one transaction: a run killed while it creates one leaves none or a whole
+# one (`executescript` alone would commit each statement by itself).
+CREATE = (
+    f"BEGIN IMMEDIATE; {SCHEMA}; "  # noqa: S608 (constants of this module)
+    f"INSERT OR REPLACE INTO meta VALUES ('schema_version', {SCHEMA_VERSION:d}); COMMIT;"
+)

@@ -1,25 +1,25 @@
 """Whatever goes wrong with one item or one source, the run ends with its report.
 
 Real faults that root cannot bypass: a folder where a resumable `video.part` should be, a file
-where an item's folder should be, and a source whose parser meets a record it cannot take (an
-aiohttp app serving the listing). Each run must fail only what the fault touches, write its
-report, close its row in `runs`, and archive everything else.
+where an item's folder should be, and a source with a bug (a source type of the test's own,
+plugged in as any new service is, that raises after its first page). Each run must fail only
+what the fault touches, write its report, close its row in `runs`, and archive everything else.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from archiver.paths import item_folder
-from archiver.records import ArchiveItem
-from archiver.sources.video_task_history import parse_task
+from archiver.records import ArchiveItem, Page
+from archiver.sources import source_types
+from archiver.sources.video_task_history import VideoTaskHistory, parse_task
 from archiver.standin import StandIn
 from tests.support import config_dict, manifest_problems, run_cli, task_ids, write_config
 
@@ -93,41 +93,36 @@ async def test_a_path_fault_fails_its_item_and_every_run_still_reports(
         assert folder.read_text() == "a file where the task's folder should be"
 
 
+class _BuggySource(VideoTaskHistory):
+    """The face-swap source with a bug: after its first page, an error nobody expected."""
+
+    type_name = "video_task_history_with_a_bug"
+
+    async def pages(self) -> AsyncGenerator[Page, None]:
+        async for page in super().pages():
+            yield page
+            raise RuntimeError("a bug met after page 1")
+
+
 @pytest.fixture
-async def odd_listing(standin: StandIn) -> AsyncIterator[str]:
-    """A face-swap listing API: page 1 from the stand-in, page 2 a record the parser chokes on."""
-
-    async def history(request: web.Request) -> web.Response:
-        page = (await request.json())["page"]
-        data: list[Any] = standin.dataset.page("vth", 1, 10) if page == 1 else []
-        if page == 2:
-            media = standin.dataset.succeeded_vth()[0]["origin"]
-            # A creation time of 5,000 digits: int() refuses it (ValueError), unexpectedly.
-            data = [{"id": 777_777, "state": 30, "origin": media, "createdAt": "9" * 5000}]
-        return web.json_response({"code": 200, "msg": "SUCCESS", "data": data})
-
-    app = web.Application()
-    app.router.add_post("/videoTaskHistory", history)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+def buggy_source() -> Iterator[str]:
+    """The buggy source type, known to the config for this test only."""
+    source_types.cache_clear()
+    yield _BuggySource.type_name
+    source_types.cache_clear()
 
 
 async def test_an_unexpected_error_in_a_source_still_ends_with_the_report(
-    standin: StandIn, tmp_path: Path, odd_listing: str
+    standin: StandIn, tmp_path: Path, buggy_source: str
 ) -> None:
-    config = write_config(tmp_path, config_dict(standin, vth={"base_url": odd_listing}))
+    config = write_config(tmp_path, config_dict(standin, vth={"type": buggy_source}))
     archive = tmp_path / "archive"
     result = await run_cli("run", "-c", config)
     assert result.code == 3, result.output
     assert "Traceback" not in result.output
     assert_ended_well(archive, 3, 1)
     error = reports(archive)[-1]["sources"]["faceswap"]["listing_error"]
-    assert "ValueError" in error
+    assert error == "unexpected error: RuntimeError: a bug met after page 1"
     page_one = standin.dataset.page("vth", 1, 10)
     listed = {str(r["id"]) for r in page_one if r.get("state") == 30}
     assert task_ids(archive, "faceswap") == listed

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from archiver.schema import SCHEMA
 from archiver.standin import StandIn
-from tests.support import config_dict, run_cli, write_config
+from tests.support import assert_archive_exact, config_dict, run_cli, write_config
 
 
 def _digest(archive: Path) -> str:
@@ -86,3 +87,20 @@ async def test_a_manifest_from_a_newer_archiver_is_refused_and_left_alone(
     assert "Traceback" not in result.output
     assert _digest(archive) == before
     assert standin.stats.requests == []
+
+
+async def test_a_manifest_whose_creation_was_cut_short_is_finished(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # What an older archiver left when killed while it made the manifest: every table, each
+    # committed on its own, and no schema version yet. Every later run used to exit 2.
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    db = sqlite3.connect(archive / "manifest.sqlite3")
+    db.executescript(SCHEMA)
+    db.close()
+    config = write_config(tmp_path, config_dict(standin, only="chanjing"))
+    result = await run_cli("run", "-c", config, "--no-progress")
+    assert result.code == 0, result.output
+    assert_archive_exact(archive, standin, ("chanjing",))
+

@@ -103,4 +103,3 @@ async def test_a_manifest_whose_creation_was_cut_short_is_finished(
     result = await run_cli("run", "-c", config, "--no-progress")
     assert result.code == 0, result.output
     assert_archive_exact(archive, standin, ("chanjing",))
-

@@ -17,20 +17,25 @@ HELD = {signal.SIGINT, signal.SIGTERM}
 def entry_point() -> None:
     """The `archiver` console script."""
     signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    code = 130
     try:
         try:
-            from archiver.cli import main
+            try:
+                from archiver.cli import main
 
-            # Until a run installs its own handler, SIGTERM stops things as Ctrl-C does.
-            signal.signal(signal.SIGTERM, _interrupt)
+                # Until a run installs its own handler, SIGTERM stops things as Ctrl-C does.
+                signal.signal(signal.SIGTERM, _interrupt)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a held signal strikes here
+            code = main()
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a held signal strikes here
-        code = main()
+            # The outcome is decided: a late signal would only turn it into a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except KeyboardInterrupt:
-        code = 130
-    # The outcome is decided: a late signal would only turn it into a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Before `main` returned, or after: a signal that a run's event loop took and also
+        # left pending for Python's own handler strikes once more after the loop is gone.
+        pass
     sys.exit(code)
 
 

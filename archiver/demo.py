@@ -90,7 +90,7 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
         manifest = ManifestStore.open(directory / MANIFEST)
         try:
             stats = run_cancellable(
-                _demo(spec, config_path, manifest, interactive and verbosity >= 0)
+                lambda: _demo(spec, config_path, manifest, interactive and verbosity >= 0)
             )
         finally:
             manifest.close()

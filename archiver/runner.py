@@ -122,7 +122,7 @@ def _locked_run(
     progress: Progress = BarProgress() if opts.progress else NoProgress()
     job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
     try:
-        stats = run_cancellable(job.run(sources))
+        stats = run_cancellable(lambda: job.run(sources))
     except Exception as exc:  # the job keeps its own errors: this is a bug, or the manifest
         stats = job.stats
         stats.fatal = stats.fatal or _describe(exc)
@@ -205,31 +205,43 @@ def _dry_run(config: Config, sources: tuple[SourceConfig, ...]) -> RunStats:
     manifest = ManifestStore.open(path, readonly=True) if path.exists() else None
     try:
         job = ArchiveJob(config, manifest, NoProgress(), dry_run=True)
-        return run_cancellable(job.run(sources))
+        return run_cancellable(lambda: job.run(sources))
     finally:
         if manifest is not None:
             manifest.close()
 
 
-def run_cancellable(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run `coroutine` on a new event loop; SIGINT and SIGTERM cancel it."""
+def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+
+    The signals are held back from before the loop exists until its handlers are in place,
+    and again from when they are gone until the loop is closed: one that comes meanwhile
+    waits, then cancels the run or, at the end, raises `KeyboardInterrupt` here (so nothing
+    is left half made: no coroutine never awaited, no loop never closed).
+    """
+    # Signal handlers belong to the main thread; elsewhere (embedded use) there are none.
+    handled = threading.current_thread() is threading.main_thread()
+    signals = {signal.SIGINT, signal.SIGTERM} if handled else set()
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        # Signal handlers belong to the main thread; elsewhere (embedded use) there are none.
-        handled = threading.current_thread() is threading.main_thread()
-        signals = (signal.SIGINT, signal.SIGTERM) if handled else ()
         for sig in signals:
             loop.add_signal_handler(sig, task.cancel)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         try:
-            return await coroutine
+            return await start()
         finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
             for sig in signals:
                 loop.remove_signal_handler(sig)
 
-    return asyncio.run(main())
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        return asyncio.run(main())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
 
 
 def print_summary(

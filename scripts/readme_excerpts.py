@@ -32,6 +32,7 @@ HOME = "/home/me"
 MARKER = re.compile(r"^<!-- excerpt: ([a-z-]+) -->\n```[a-z]*\n(.*?)^```$", re.M | re.S)
 VARYING = [  # what differs between two runs of the same code, most specific first
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
+    (re.compile(r"\b\d{8}T\d{6}(\.\d+)?Z"), "<time>"),  # a quarantine folder's name
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<clock>"),
     (re.compile(r"\b1\d{9}\.\d+\b"), "<unix time>"),
     (re.compile(r"\bin \d+\.\d s\b"), "in <n> s"),

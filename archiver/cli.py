@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archiver import __version__
-from archiver.config import default_config_path, load_config
+from archiver.config.load import default_config_path, load_config
+from archiver.config.settings import Config
 from archiver.errors import ArchiverError, UsageError
-from archiver.output import setup_logging
-from archiver.redact import REDACT
-from archiver.settings import Config
+from archiver.reporting.console import setup_logging
+from archiver.reporting.redact import REDACT
 
 if TYPE_CHECKING:
-    from archiver.notify import Notifier
-    from archiver.stats import RunStats
+    from archiver.reporting.notify import Notifier
+    from archiver.reporting.stats import RunStats
 
 log = logging.getLogger("archiver")
 
@@ -195,7 +195,7 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from archiver.notify import Notifier
+    from archiver.reporting.notify import Notifier
 
     # Only the sources this run lists have their credentials read.
     config = load_config(args.config or default_config_path(), sources=args.source or None)
@@ -226,7 +226,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run(config: Config, args: argparse.Namespace, notifier: Notifier | None) -> RunStats:
     # Imported here: the download machinery (aiohttp) is not needed by verify or status.
-    from archiver.runner import RunOptions, print_summary, run_archive
+    from archiver.commands.run import RunOptions, print_summary, run_archive
 
     options = RunOptions(
         sources=tuple(args.source),
@@ -245,7 +245,7 @@ def _run(config: Config, args: argparse.Namespace, notifier: Notifier | None) ->
 
 def _ended_by(notifier: Notifier, status: int, message: str) -> int:
     """Tell of a run stopped by an error before its report (a second telling does nothing)."""
-    from archiver.notify import Outcome
+    from archiver.reporting.notify import Outcome
 
     notifier.end(Outcome.of_error(status, message))
     return status
@@ -254,7 +254,7 @@ def _ended_by(notifier: Notifier, status: int, message: str) -> int:
 def _write_metrics(
     path: Path | None, config: Config, stats: RunStats | None, started: float, status: int
 ) -> None:
-    from archiver.metrics import RunFacts, write_metrics
+    from archiver.reporting.metrics import RunFacts, write_metrics
 
     if path is None:
         return
@@ -272,7 +272,7 @@ def _write_metrics(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from archiver.verify import run_verify
+    from archiver.commands.verify import run_verify
 
     config = _existing_archive(args)
     return run_verify(
@@ -285,8 +285,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archiver.manifest import MANIFEST, ManifestStore
-    from archiver.status import archive_status, status_json, status_text
+    from archiver.commands.status import archive_status, status_json, status_text
+    from archiver.store.manifest import MANIFEST, ManifestStore
 
     config = _existing_archive(args)
     manifest = ManifestStore.open(config.archive_dir / MANIFEST, readonly=True)
@@ -303,7 +303,7 @@ def _template_sources(config: Config) -> frozenset[str]:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from archiver.catalog import write_catalog
+    from archiver.catalog.build import write_catalog
 
     config = _existing_archive(args)
     print(write_catalog(config.archive_dir))
@@ -312,7 +312,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 def _existing_archive(args: argparse.Namespace) -> Config:
     """The config of a command that reads an archive, which must exist: it calls no source."""
-    from archiver.manifest import MANIFEST
+    from archiver.store.manifest import MANIFEST
 
     config = load_config(args.config or default_config_path(), sources=(), notify=False)
     if not (config.archive_dir / MANIFEST).is_file():
@@ -323,7 +323,7 @@ def _existing_archive(args: argparse.Namespace) -> Config:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from archiver.demo import run_demo
+    from archiver.commands.demo import run_demo
 
     return run_demo(
         args.dir, tasks=args.tasks, interactive=_interactive(args), verbosity=_verbosity(args)

@@ -30,7 +30,7 @@ A `SourceError` does not name its source: the job that lists the source says whi
 token or limiter, and an error met through a shared one belongs to each of them.
 
 `RetryableError` (and its `MalformedResponse`) marks a failure that the HTTP layer may retry; it
-is consumed by `archiver.retry` and escapes only as the cause of a final error.
+is consumed by `archiver.net.retry` and escapes only as the cause of a final error.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Builds a small, realistic archive on disk for the catalog tests.
 
-The archive follows the product's layout exactly: a manifest made from `archiver.schema.SCHEMA`,
-`<source>/<YYYY>/<MM>/<id>/` task folders (`undated/` for a task with an unusable creation time),
-`<source>/templates/<id>/` template folders, and a `metadata.json` sidecar beside the media.
+The archive follows the product's layout exactly: a manifest made from
+`archiver.store.schema.SCHEMA`, `<source>/<YYYY>/<MM>/<id>/` task folders (`undated/` for a
+task with an unusable creation time), `<source>/templates/<id>/` template folders, and a
+`metadata.json` sidecar beside the media.
 
 The media are real files that a browser decodes, made in pure Python by the stand-in's encoders
 (`archiver.standin.encoders`), so the tests need no image or video tool: JPEG covers, PNG thumbs,
@@ -23,8 +24,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from archiver.schema import SCHEMA, SCHEMA_VERSION
 from archiver.standin.encoders import Scene, jpeg_image, mp4_video, png_image, webp_image
+from archiver.store.schema import SCHEMA, SCHEMA_VERSION
 
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 FACESWAP = "faceswap"

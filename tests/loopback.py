@@ -18,8 +18,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from archiver.http import HttpClient
-from archiver.settings import HttpSettings
+from archiver.config.settings import HttpSettings
+from archiver.net.http import HttpClient
 
 # A request, and how many came before it: the answer a test gives.
 Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]

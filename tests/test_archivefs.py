@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.archivefs import ItemFolders, archive_folder, atomic_file
 from archiver.errors import ArchivePathError
+from archiver.store.archivefs import ItemFolders, archive_folder, atomic_file
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from archiver.catalog import DATA_NAME, INDEX_NAME, write_catalog
+from archiver.catalog.build import DATA_NAME, INDEX_NAME, write_catalog
 from archiver.errors import ArchiverError, ManifestError
-from archiver.schema import SCHEMA
+from archiver.store.schema import SCHEMA
 from tests.catalog_fixture import (
     CHANJING,
     FACESWAP,

@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from archiver.catalog import write_catalog
-from archiver.output import human_bytes
+from archiver.catalog.build import write_catalog
+from archiver.reporting.console import human_bytes
 from archiver.standin import DatasetSpec
 from tests.catalog_fixture import (
     CHANJING,

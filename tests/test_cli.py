@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from archiver.cli import build_parser
-from archiver.lock import ArchiveLock
 from archiver.standin import StandIn
+from archiver.store.lock import ArchiveLock
 from tests.support import config_dict, run_cli, write_config
 
 
@@ -61,7 +61,7 @@ async def test_a_second_concurrent_run_exits_4(standin: StandIn, tmp_path: Path)
 def test_the_lock_is_held_across_processes(tmp_path: Path) -> None:
     with ArchiveLock(tmp_path):
         code = (
-            "import sys; from pathlib import Path; from archiver.lock import ArchiveLock\n"
+            "import sys; from pathlib import Path; from archiver.store.lock import ArchiveLock\n"
             "from archiver.errors import ArchiveBusy\n"
             "try:\n    ArchiveLock(Path(sys.argv[1])).__enter__()\n"
             "except ArchiveBusy:\n    sys.exit(4)\n"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from archiver.config import load_config
+from archiver.config.load import load_config
 from archiver.errors import ConfigError
 from tests.support import run_cli
 

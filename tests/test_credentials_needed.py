@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.config import load_config
+from archiver.config.load import load_config
 from archiver.standin import StandIn
 from archiver.standin.server import DEMO_CHANJING_SECRET_KEY, DEMO_VTH_TOKEN
 from tests.support import config_dict, run_cli, write_config

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.download import FetchedFile, download_file
 from archiver.errors import ArchivePathError, TransferError
+from archiver.net.download import FetchedFile, download_file
 from tests.loopback import Host, Origin, client
 
 SIZE = 4096

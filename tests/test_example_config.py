@@ -6,8 +6,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from archiver.config import load_config
-from archiver.settings import Config, HttpSettings
+from archiver.config.load import load_config
+from archiver.config.settings import Config, HttpSettings
 from archiver.sources import source_types
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from archiver.download import download_file
 from archiver.errors import DiskSpaceLow
-from archiver.freespace import FreeSpace
+from archiver.net.download import download_file
 from archiver.standin import DatasetSpec, Fault
+from archiver.store.freespace import FreeSpace
 from tests.conftest import StandInFactory
 from tests.loopback import RANGE, Host, client, send
 from tests.support import (

@@ -21,11 +21,18 @@ import yarl
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from archiver.archivefs import archive_folder
+from archiver.config.settings import HttpSettings
 from archiver.errors import ArchiverError, MalformedResponse
-from archiver.http import HttpClient
-from archiver.mediatype import allowed_extensions
-from archiver.paths import (
+from archiver.net.http import HttpClient
+from archiver.net.mediatype import allowed_extensions
+from archiver.sources import chanjing_lip_sync as chanjing
+from archiver.sources import chanjing_token
+from archiver.sources import video_task_history as vth
+from archiver.sources.fields import media_url, record_id, unix_time
+from archiver.sources.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
+from archiver.standin import StandIn
+from archiver.store.archivefs import archive_folder
+from archiver.store.paths import (
     extension_for,
     file_stem,
     inside,
@@ -33,14 +40,7 @@ from archiver.paths import (
     original_name,
     safe_name,
 )
-from archiver.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
-from archiver.settings import HttpSettings
-from archiver.sidecar import fingerprint, write_sidecar
-from archiver.sources import chanjing_lip_sync as chanjing
-from archiver.sources import chanjing_token
-from archiver.sources import video_task_history as vth
-from archiver.sources.fields import media_url, record_id, unix_time
-from archiver.standin import StandIn
+from archiver.store.sidecar import fingerprint, write_sidecar
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
@@ -271,7 +271,7 @@ def test_fetching_any_url_raises_only_our_errors(
 ) -> None:
     import asyncio
 
-    from archiver.download import download_file
+    from archiver.net.download import download_file
 
     url = f"{media_host.media_url}/media/{path}?{query}"
 

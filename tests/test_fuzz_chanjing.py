@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from archiver.errors import MalformedResponse
-from archiver.records import ArchiveItem
 from archiver.sources.chanjing import ChanjingSource, page_answer
 from archiver.sources.chanjing_ai_creation import ChanjingAiCreation
 from archiver.sources.chanjing_avatar import ChanjingAvatar
 from archiver.sources.chanjing_video import ChanjingVideo
 from archiver.sources.parse import parse_task
+from archiver.sources.records import ArchiveItem
 from tests.test_fuzz import EXAMPLES, IDS, JSON, TEXT, TIMES, URLS, _check
 
 

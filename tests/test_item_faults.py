@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from archiver.paths import item_folder
-from archiver.records import ArchiveItem, Page
 from archiver.sources import source_types
+from archiver.sources.records import ArchiveItem, Page
 from archiver.sources.video_task_history import VideoTaskHistory, parse_task
 from archiver.standin import StandIn
+from archiver.store.paths import item_folder
 from tests.support import config_dict, manifest_problems, run_cli, task_ids, write_config
 
 

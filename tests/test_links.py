@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver.paths import item_folder
-from archiver.records import ArchiveItem
+from archiver.sources.records import ArchiveItem
 from archiver.sources.video_task_history import parse_task
 from archiver.standin import StandIn
+from archiver.store.paths import item_folder
 from tests.support import config_dict, manifest_problems, run_cli, task_ids, write_config
 
 LAYOUT = "{year}/{month}/{id}"

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from archiver.guard import PAGES_WITHOUT_NEW
+from archiver.pipeline.guard import PAGES_WITHOUT_NEW
 from archiver.standin import DatasetSpec, StandIn
 from tests.conftest import StandInFactory
 from tests.pageapi import PageApi, chanjing_page, source_config, vth_page

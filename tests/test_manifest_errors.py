@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.schema import SCHEMA
 from archiver.standin import StandIn
+from archiver.store.schema import SCHEMA
 from tests.support import assert_archive_exact, config_dict, run_cli, write_config
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from archiver.download import download_file
 from archiver.errors import TransferError
+from archiver.net.download import download_file
 from archiver.standin import DatasetSpec, Fault
 from tests.conftest import StandInFactory
 from tests.loopback import Host, client, send

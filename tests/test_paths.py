@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from archiver.paths import extension_for, inside, item_folder, original_name, safe_name
-from archiver.records import ArchiveItem
+from archiver.sources.records import ArchiveItem
+from archiver.store.paths import extension_for, inside, item_folder, original_name, safe_name
 
 
 @pytest.mark.parametrize(

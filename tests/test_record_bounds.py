@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from archiver.nesting import MAX_RECORD_DEPTH
+from archiver.sources.nesting import MAX_RECORD_DEPTH
 from archiver.standin import DatasetSpec
 from tests.conftest import StandInFactory
 from tests.pageapi import PageApi, chanjing_page, source_config, vth_page

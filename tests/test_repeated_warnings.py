@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archiver.repeats import SHOWN_PER_SOURCE
-from archiver.stats import MAX_DETAILS
+from archiver.reporting.repeats import SHOWN_PER_SOURCE
+from archiver.reporting.stats import MAX_DETAILS
 from tests.conftest import StandInFactory
 from tests.pageapi import PageApi, source_config, vth_page
 from tests.support import config_dict, run_cli, write_config

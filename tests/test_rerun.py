@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from archiver import job
-from archiver.checksums import write_checksums
-from archiver.manifest import ManifestStore
-from archiver.schema import SCHEMA_VERSION
-from archiver.sidecar import fingerprint, record_digest
+from archiver.pipeline import job
 from archiver.standin import DatasetSpec
+from archiver.store.checksums import write_checksums
+from archiver.store.manifest import ManifestStore
+from archiver.store.schema import SCHEMA_VERSION
+from archiver.store.sidecar import fingerprint, record_digest
 from tests.conftest import StandInFactory
 from tests.support import config_dict, run_cli, sidecars, write_config
 

@@ -16,9 +16,9 @@ from typing import Literal
 
 import pytest
 
-from archiver.paths import RESERVED, item_folder, original_name
-from archiver.records import ArchiveItem
+from archiver.sources.records import ArchiveItem
 from archiver.standin import StandIn
+from archiver.store.paths import RESERVED, item_folder, original_name
 from tests.support import config_dict, run_cli, sidecars, write_config
 
 TASK_IDS = ("SHA256SUMS", "templates", "undated", "index.html", "Metadata.JSON", "sha256sums")

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from archiver.apiprofile import ApiProfile
-from archiver.download import download_file
 from archiver.errors import ApiError, TransferError
+from archiver.net.apiprofile import ApiProfile
+from archiver.net.download import download_file
 from archiver.standin import DatasetSpec, Fault, StandIn
 from tests.conftest import StandInFactory
 from tests.loopback import RANGE, Host, Origin, client, send

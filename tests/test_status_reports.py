@@ -8,8 +8,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from archiver.lock import ArchiveLock
 from archiver.standin import Fault, StandIn
+from archiver.store.lock import ArchiveLock
 from tests.support import config_dict, run_cli, write_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-from archiver.output import BarProgress, human_bytes
+from archiver.reporting.console import BarProgress, human_bytes
 
 
 def test_human_bytes_uses_binary_units() -> None:

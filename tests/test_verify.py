@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from archiver import verify
-from archiver.manifest import MANIFEST, ManifestStore
+from archiver.commands import verify
 from archiver.standin import StandIn
+from archiver.store.manifest import MANIFEST, ManifestStore
 from tests.support import config_dict, run_cli, write_config
 
 

@@ -13,12 +13,12 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from archiver.limits import RequestRateLimiter
-from archiver.records import Page
-from archiver.settings import SourceSettings
+from archiver.config.settings import SourceSettings
+from archiver.net.limits import RequestRateLimiter
+from archiver.sources.records import Page
 
 if TYPE_CHECKING:
-    from archiver.http import HttpClient
+    from archiver.net.http import HttpClient
 
 T = TypeVar("T")
 

@@ -18,13 +18,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from archiver.apiprofile import ApiProfile
+from archiver.config.settings import SourceSettings, secret
 from archiver.errors import ConfigError, MalformedResponse
-from archiver.records import Listed, Page
-from archiver.settings import SourceSettings, secret
+from archiver.net.apiprofile import ApiProfile
 from archiver.sources.base import Source
 from archiver.sources.chanjing_token import ChanjingToken
 from archiver.sources.parse import TaskFields, parse_task
+from archiver.sources.records import Listed, Page
 
 DEFAULT_QPS = 10.0
 MAX_PAGES = 1_000_000

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from itertools import chain, zip_longest
 from typing import Any, Literal
 
+from archiver.config.settings import SourceSettings
 from archiver.errors import ConfigError
-from archiver.records import ArchiveItem, Listed, Page
-from archiver.settings import SourceSettings
 from archiver.sources.base import RecordView
 from archiver.sources.chanjing import ChanjingSettings, ChanjingSource, Rows
 from archiver.sources.fields import duration_seconds
 from archiver.sources.parse import TaskFields
+from archiver.sources.records import ArchiveItem, Listed, Page
 
 Kind = Literal["image", "video"]
 TYPES: dict[Kind, int] = {"image": 3, "video": 4}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from archiver.records import Listed
 from archiver.sources.base import RecordView
 from archiver.sources.chanjing import ChanjingSettings, ChanjingSource
 from archiver.sources.chanjing import page_answer as _page_answer
 from archiver.sources.fields import duration_seconds
 from archiver.sources.parse import TaskFields
 from archiver.sources.parse import parse_task as parse_record
+from archiver.sources.records import Listed
 
 __all__ = ["ChanjingLipSync", "ChanjingSettings", "_page_answer", "parse_task"]
 

@@ -13,12 +13,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from archiver.apiprofile import ApiProfile
 from archiver.errors import CredentialsRejected, MalformedResponse
+from archiver.net.apiprofile import ApiProfile
 
 if TYPE_CHECKING:
-    from archiver.http import HttpClient
-from archiver.redact import REDACT
+    from archiver.net.http import HttpClient
+from archiver.reporting.redact import REDACT
 
 # Mint a new token when the current one has less than this many seconds left.
 EXPIRY_MARGIN = 300

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from archiver.nesting import record_problem
-from archiver.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
 from archiver.sources.fields import media_url, record_id, unix_time
+from archiver.sources.nesting import record_problem
+from archiver.sources.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
 
 
 @dataclass(frozen=True)

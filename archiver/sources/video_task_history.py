@@ -13,14 +13,14 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from archiver.apiprofile import ApiProfile
+from archiver.config.settings import SourceSettings, secret
 from archiver.errors import ApiError, ConfigError, MalformedResponse
-from archiver.records import ArchiveItem, Listed, MediaRef, Page
-from archiver.settings import SourceSettings, secret
+from archiver.net.apiprofile import ApiProfile
 from archiver.sources.base import RecordView, Source
 from archiver.sources.fields import record_id, unix_time, url_version
 from archiver.sources.parse import TaskFields, media_refs
 from archiver.sources.parse import parse_task as parse_record
+from archiver.sources.records import ArchiveItem, Listed, MediaRef, Page
 
 TASK_FIELDS = TaskFields(
     state_key="state",

@@ -1,0 +1,1 @@
+"""The browsable offline catalog (index.html) of an archive."""

@@ -1,0 +1,1 @@
+"""What each command does beyond parsing its arguments: run, verify, status, demo."""

@@ -1,0 +1,255 @@
+"""Running the archiving job in one process: lock, manifest, job, then the files that follow.
+
+Shared by `archiver run` and `archiver demo`. Signals: SIGINT and SIGTERM cancel the job, which
+records what finished, keeps `.part` files, and returns; the run then exits 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from archiver.config.settings import Config, SourceConfig
+from archiver.errors import ArchiverError, ConfigError, UsageError
+from archiver.pipeline.job import ArchiveJob, Progress
+from archiver.reporting.console import BarProgress, NoProgress, summary_lines
+from archiver.reporting.redact import REDACT
+from archiver.reporting.runreport import report_document, write_report
+from archiver.reporting.stats import RunStats
+from archiver.store.checksums import write_checksums
+from archiver.store.lock import ArchiveLock
+from archiver.store.manifest import MANIFEST, ManifestStore
+
+T = TypeVar("T")
+log = logging.getLogger("archiver")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line asked of one run."""
+
+    sources: tuple[str, ...] = ()
+    dry_run: bool = False
+    full: bool = False
+    progress: bool = False
+    report: Path | None = None
+    command: str = "run"
+    # Called once the run's outcome is known, before the report is written (notifications);
+    # what it returns are warnings for the report.
+    on_end: Callable[[RunStats], list[str]] | None = None
+
+
+def select_sources(config: Config, names: tuple[str, ...]) -> tuple[SourceConfig, ...]:
+    """The configured sources named on the command line (all of them if none)."""
+    known = {s.name: s for s in config.sources}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"no source named {name!r} in {config.path}")
+    chosen = tuple(known[n] for n in dict.fromkeys(names)) if names else config.sources
+    for source in chosen:
+        if not source.resolved:  # a config loaded for another command: no credential read
+            raise UsageError(f"source {source.name!r} was loaded without its credentials")
+    return chosen
+
+
+def run_archive(config: Config, options: RunOptions) -> RunStats:
+    """One archiving run; the caller prints nothing but what this logs."""
+    if config.demo:
+        raise UsageError(
+            f"{config.path}: the demo's config: its stand-in services run only inside "
+            f"`archiver demo`; `archiver demo {config.archive_dir}` archives from them again"
+        )
+    sources = select_sources(config, options.sources)
+    if options.dry_run:
+        return _dry_run(config, sources)
+    create_archive_dir(config)
+    with ArchiveLock(config.archive_dir):
+        manifest = ManifestStore.open(config.archive_dir / MANIFEST)
+        try:
+            return _locked_run(config, manifest, sources, options)
+        finally:
+            manifest.close()
+
+
+def create_archive_dir(config: Config) -> None:
+    """Create the archive's folder; one that cannot be made is a configuration error."""
+    folder = config.archive_dir
+    where = f"{config.path}: archive_dir"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{where}: not a folder: {_in_the_way(folder)}") from None
+    except PermissionError:
+        raise ConfigError(f"{where}: permission denied: {folder}") from None
+    except OSError as exc:
+        # /proc and the like refuse a new folder with ENOENT, which reads as nonsense.
+        if exc.errno == errno.ENOENT:
+            reason = f"{_deepest_existing(folder)} takes no new folders"
+        else:
+            reason = exc.strerror or str(exc)
+        raise ConfigError(f"{where}: cannot create {folder}: {reason}") from None
+
+
+def _in_the_way(folder: Path) -> Path:
+    """The first part of `folder` that exists and is not a folder."""
+    for part in reversed((folder, *folder.parents)):
+        if part.exists() and not part.is_dir():
+            return part
+    return folder
+
+
+def _deepest_existing(folder: Path) -> Path:
+    return next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+
+
+def _locked_run(
+    config: Config,
+    manifest: ManifestStore,
+    sources: tuple[SourceConfig, ...],
+    opts: RunOptions,
+) -> RunStats:
+    started_at = datetime.now(UTC)
+    run_id = manifest.begin_run(opts.command)
+    progress: Progress = BarProgress() if opts.progress else NoProgress()
+    job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
+    try:
+        stats = run_cancellable(lambda: job.run(sources))
+    except Exception as exc:  # the job keeps its own errors: this is a bug, or the manifest
+        stats = job.stats
+        stats.fatal = stats.fatal or _describe(exc)
+        log.debug("traceback", exc_info=True)
+    finally:
+        if isinstance(progress, BarProgress):
+            progress.close()
+    finish_run(config, manifest, run_id, stats, opts, started_at)
+    return stats
+
+
+def finish_run(
+    config: Config,
+    manifest: ManifestStore,
+    run_id: int,
+    stats: RunStats,
+    opts: RunOptions,
+    started_at: datetime | None = None,
+) -> None:
+    """What follows a run: checksums, the catalog, the report, the manifest's run record.
+
+    Each is tried whatever became of the ones before: a step that fails makes the run's exit
+    status 1 and says why in one line, and the run record is closed in any case.
+    """
+    for name in stats.sources:
+        _attempt(stats, write_checksums, manifest, config.archive_dir, name)
+    if config.catalog and (stats.eventful or not (config.archive_dir / "index.html").exists()):
+        _write_catalog(config.archive_dir)
+    if opts.on_end is not None:
+        stats.warnings.extend(opts.on_end(stats))
+    document = report_document(
+        stats,
+        command=opts.command,
+        started_at=started_at or datetime.now(UTC),
+        exit_status=stats.exit_status,
+    )
+    _attempt(
+        stats, write_report, config.archive_dir, document, keep=config.keep_reports,
+        extra=opts.report,
+    )  # fmt: skip
+    manifest.finish_run(run_id, stats.exit_status, run_summary(stats, document["totals"]))
+
+
+def run_summary(stats: RunStats, totals: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps of a run for `status`: the totals, and what went wrong."""
+    failed = {n: REDACT(s.listing_error) for n, s in stats.sources.items() if s.listing_error}
+    return {**totals, "listing_errors": failed, "fatal": stats.fatal and REDACT(stats.fatal)}
+
+
+def _attempt(stats: RunStats, step: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """Run one step after the run; its failure becomes the run's (the first one is shown)."""
+    try:
+        step(*args, **kwargs)
+    except Exception as exc:  # whatever it is, the run record must be closed
+        if stats.fatal is None:
+            stats.fatal = _describe(exc)
+        else:
+            log.error("%s", _describe(exc))
+        log.debug("traceback", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ArchiverError):
+        return str(exc)
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def _write_catalog(archive_dir: Path) -> None:
+    # Imported here: a run that changed nothing, the usual nightly one, does not need it.
+    from archiver.catalog.build import write_catalog
+
+    try:
+        write_catalog(archive_dir)
+    except Exception as exc:  # the catalog is a convenience: never fail a backup over it
+        log.warning("could not write the catalog index.html: %s", exc)
+
+
+def _dry_run(config: Config, sources: tuple[SourceConfig, ...]) -> RunStats:
+    path = config.archive_dir / MANIFEST
+    manifest = ManifestStore.open(path, readonly=True) if path.exists() else None
+    try:
+        job = ArchiveJob(config, manifest, NoProgress(), dry_run=True)
+        return run_cancellable(lambda: job.run(sources))
+    finally:
+        if manifest is not None:
+            manifest.close()
+
+
+def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+
+    The signals are held back from before the loop exists until its handlers are in place,
+    and again from when they are gone until the loop is closed: one that comes meanwhile
+    waits, then cancels the run or, at the end, raises `KeyboardInterrupt` here (so nothing
+    is left half made: no coroutine never awaited, no loop never closed).
+    """
+    # Signal handlers belong to the main thread; elsewhere (embedded use) there are none.
+    handled = threading.current_thread() is threading.main_thread()
+    signals = {signal.SIGINT, signal.SIGTERM} if handled else set()
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in signals:
+            loop.add_signal_handler(sig, task.cancel)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        try:
+            return await start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        return asyncio.run(main())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
+
+
+def print_summary(
+    stats: RunStats, *, interactive: bool, verbosity: int, stream: IO[str] | None = None
+) -> None:
+    """The closing summary: always on a terminal, off a terminal only when there is news."""
+    if verbosity < 0 or not (interactive or stats.eventful or verbosity > 0):
+        return
+    out = stream or sys.stderr
+    for line in summary_lines(stats):
+        print(line, file=out)

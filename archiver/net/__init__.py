@@ -1,0 +1,1 @@
+"""The network: the one HTTP layer, its retries and limits, and media downloads."""

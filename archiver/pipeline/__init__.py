@@ -1,0 +1,1 @@
+"""The archiving job: listing feeds downloads, downloads feed the manifest."""

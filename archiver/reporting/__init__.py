@@ -1,0 +1,1 @@
+"""What a run tells: the console and log, the run report, notifications, metrics."""

@@ -1,0 +1,1 @@
+"""The archive on disk: its folders and files, the manifest, the lock."""

@@ -1,0 +1,445 @@
+"""The manifest: what is archived, with sizes and sha256, and where each run stopped.
+
+`ManifestStore` wraps one SQLite database (stdlib sqlite3, WAL, so `status` can read while a
+run writes). Writes come in batches, one transaction for a page of listings or for a batch of
+finished items, so the manifest is never what a run waits on. A manifest that is not ours, or
+is from a newer archiver, is refused and never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from archiver.errors import ArchiveWriteError, ManifestError
+from archiver.reporting.redact import REDACT
+from archiver.store.archivefs import refuse_links
+from archiver.store.schema import CREATE, MIGRATIONS, SCHEMA_VERSION
+
+MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
+JOURNALS = ("", "-wal", "-shm", "-journal")  # the manifest's file and those SQLite keeps beside
+CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, to the second."""
+    now = int(time.time())
+    if now != _LAST_NOW[0]:  # formatted once a second, not once per item
+        _LAST_NOW[:] = [now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return str(_LAST_NOW[1])
+
+
+_LAST_NOW: list[int | str] = [-1, ""]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One archived file, as the manifest knows it."""
+
+    name: str
+    role: str
+    path: str
+    url: str
+    bytes: int
+    sha256: str
+    content_type: str | None
+    current: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class KnownItem:
+    """What the manifest knows of one item."""
+
+    state: str
+    fingerprint: str | None
+    last_seen_run: int | None
+    folder: str
+    files: tuple[FileRow, ...]
+
+
+class ListedItem(NamedTuple):
+    """What the listing needs to know of an item to tell whether it is archived and intact.
+
+    A tuple rather than a dataclass: a rerun builds one per listed item.
+    """
+
+    state: str
+    fingerprint: str | None
+    last_seen_run: int | None
+    folder: str
+    listed_digest: bytes | None  # `record_digest` of the record as last listed
+    listed_fingerprint: str | None  # the `fingerprint` of that same record
+    files: tuple[tuple[str, int], ...]  # (path, bytes) of each current file
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An item listed in this run, with the digest and fingerprint of its record."""
+
+    kind: str
+    item_id: str
+    folder: str
+    created_at: str | None
+    listed_digest: bytes | None = None
+    listed_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one item ended in this run: archived (`error` None) or failed."""
+
+    source: str
+    kind: str
+    item_id: str
+    fingerprint: str
+    files: tuple[FileRow, ...]
+    error: str | None
+
+
+class ManifestStore:
+    """The archive's manifest database."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+        self.version = SCHEMA_VERSION  # an older one only if opened read-only
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> ManifestStore:
+        """Open (or, unless `readonly`, create) the manifest at `path`."""
+        # SQLite follows links: one planted at the manifest or its journals would be written.
+        refuse_links(path.parent, tuple(path.name + end for end in JOURNALS))
+        exists = path.exists()
+        if readonly and not exists:
+            raise ManifestError(f"{path}: no manifest here; nothing has been archived yet")
+        try:
+            if readonly:
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            else:
+                db = sqlite3.connect(path, timeout=10)
+            db.row_factory = sqlite3.Row
+            store = cls(db, path)
+            store._check(readonly=readonly)
+        except sqlite3.DatabaseError as exc:
+            raise ManifestError(
+                f"{path}: not an archiver manifest ({exc}); it was left untouched"
+            ) from None
+        return store
+
+    def _check(self, *, readonly: bool) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if tables and "meta" not in tables:
+            raise ManifestError(f"{self.path}: a SQLite database, but not an archiver manifest")
+        if "meta" in tables and not readonly and self._unfinished_creation(tables):
+            tables = set()  # made by an older archiver killed mid-way: no row in it yet
+        if "meta" in tables:
+            self.version = self._schema_version()
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        if "meta" in tables and self.version < SCHEMA_VERSION and not readonly:
+            self._migrate()
+        if not tables:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            with self._written():
+                self.db.executescript(CREATE)
+        self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def _unfinished_creation(self, tables: set[str]) -> bool:
+        """Whether the manifest's tables exist but it holds no version and no row at all."""
+        if self.db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone():
+            return False
+        return not any(
+            self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()  # noqa: S608
+            for table in ("items", "files", "runs")
+            if table in tables
+        )
+
+    def _schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        text = str(row[0]) if row else ""
+        version = int(text) if text.isascii() and text.isdigit() else None
+        if version is None:
+            raise ManifestError(f"{self.path}: manifest without a schema version")
+        if version > SCHEMA_VERSION:
+            raise ManifestError(
+                f"{self.path}: written by a newer archiver (schema {version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade archiver"
+            )
+        return version
+
+    def _migrate(self) -> None:
+        """Bring an older manifest to this schema, in one transaction."""
+        with self._written():
+            # Taken for writing first, so that two processes opening the same old manifest
+            # cannot both migrate it: the second waits, then finds it done.
+            self.db.execute("BEGIN IMMEDIATE")
+            version = self._schema_version()
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                version += 1
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+        self.version = version
+
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        """One transaction; a failure to write it (a full disk) is an `ArchiveWriteError`."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as exc:
+            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # Runs
+
+    def begin_run(self, command: str) -> int:
+        with self._written():
+            cursor = self.db.execute(
+                "INSERT INTO runs (started_at, command) VALUES (?, ?)", (utc_now(), command)
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, exit_status: int, summary: dict[str, Any]) -> None:
+        with self._written():
+            self.db.execute(
+                "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
+                (utc_now(), exit_status, json.dumps(summary), run_id),
+            )
+
+    # Listing
+
+    def lookup(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, KnownItem]:
+        """What the manifest knows of these items of one source and kind."""
+        found: dict[str, KnownItem] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = list(ids[start : start + CHUNK])
+            marks = ",".join("?" * len(chunk))
+            files: dict[str, list[FileRow]] = {}
+            # Plain tuples: a page of lookups builds thousands of rows, and sqlite3.Row's
+            # access by name costs more than the query.
+            cursor = self.db.cursor()
+            cursor.row_factory = None
+            for item_id, *fields in cursor.execute(
+                "SELECT item_id, name, role, path, url, bytes, sha256, content_type, current "  # noqa: S608
+                f"FROM files WHERE source = ? AND kind = ? AND item_id IN ({marks})",
+                (source, kind, *chunk),
+            ):
+                fields[-1] = bool(fields[-1])
+                files.setdefault(item_id, []).append(FileRow(*fields))
+            for item_id, state, fingerprint, last_seen_run, folder in cursor.execute(
+                f"SELECT item_id, state, fingerprint, last_seen_run, folder FROM items "  # noqa: S608
+                f"WHERE source = ? AND kind = ? AND item_id IN ({marks})",
+                (source, kind, *chunk),
+            ):
+                found[item_id] = KnownItem(
+                    state=state,
+                    fingerprint=fingerprint,
+                    last_seen_run=last_seen_run,
+                    folder=folder,
+                    files=tuple(files.get(item_id, ())),
+                )
+        return found
+
+    def listing_state(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, ListedItem]:
+        """What the listing needs to know of these items of one source and kind.
+
+        Lighter than `lookup`, which a rerun would otherwise pay for every listed item: only
+        the path and size of each current file, and the digest of the record as last listed.
+        """
+        found: dict[str, ListedItem] = {}
+        listed = "listed_digest, listed_fingerprint" if self.version >= 2 else "NULL, NULL"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            files: dict[str, list[tuple[str, int]]] = {}
+            for item_id, path, size in cursor.execute(
+                "SELECT item_id, path, bytes FROM files WHERE source = ? AND kind = ? "  # noqa: S608
+                f"AND item_id IN ({marks}) AND current",
+                (source, kind, *chunk),
+            ):
+                if item_id in files:
+                    files[item_id].append((path, size))
+                else:
+                    files[item_id] = [(path, size)]
+            for row in cursor.execute(
+                f"SELECT item_id, state, fingerprint, last_seen_run, folder, {listed} "  # noqa: S608
+                f"FROM items WHERE source = ? AND kind = ? AND item_id IN ({marks})",
+                (source, kind, *chunk),
+            ):
+                found[row[0]] = ListedItem._make((*row[1:], tuple(files.get(row[0], ()))))
+        return found
+
+    def mark_seen(
+        self,
+        source: str,
+        run_id: int,
+        seen: Iterable[Seen],
+        unchanged: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Record that these items were listed in this run (new ones as pending).
+
+        `seen` are written whole. `unchanged` are (kind, item_id) of items whose record is the
+        one last listed (same `listed_digest`): their folder, creation time, digest and
+        fingerprint are already what `seen` would write, so only the run is.
+        """
+        with self._written():
+            self.db.executemany(
+                "INSERT INTO items (source, kind, item_id, state, folder, created_at, "
+                "first_seen_run, last_seen_run, listed_digest, listed_fingerprint) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (source, kind, item_id) DO UPDATE SET "
+                "last_seen_run = excluded.last_seen_run, folder = excluded.folder, "
+                "created_at = excluded.created_at, listed_digest = excluded.listed_digest, "
+                "listed_fingerprint = excluded.listed_fingerprint",
+                [
+                    (
+                        source,
+                        s.kind,
+                        s.item_id,
+                        s.folder,
+                        s.created_at,
+                        run_id,
+                        run_id,
+                        s.listed_digest,
+                        s.listed_fingerprint,
+                    )
+                    for s in seen
+                ],
+            )
+            by_kind: dict[str, list[str]] = {}
+            for kind, item_id in unchanged:
+                by_kind.setdefault(kind, []).append(item_id)
+            for kind, ids in by_kind.items():
+                # One statement per chunk rather than one per item: on a rerun, this is the
+                # only write a listed item costs.
+                for start in range(0, len(ids), CHUNK):
+                    chunk = ids[start : start + CHUNK]
+                    self.db.execute(
+                        "UPDATE items SET last_seen_run = ? WHERE source = ? AND kind = ? "  # noqa: S608
+                        f"AND item_id IN ({','.join('?' * len(chunk))})",
+                        (run_id, source, kind, *chunk),
+                    )
+
+    # Outcomes
+
+    def record(self, run_id: int, outcomes: Sequence[Outcome]) -> None:
+        """Record a batch of finished items in one transaction."""
+        now = utc_now()
+        with self._written():
+            for o in outcomes:
+                key = (o.source, o.kind, o.item_id)
+                for f in o.files:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        (*key, f.name, f.role, f.path, f.url, f.bytes, f.sha256, f.content_type),
+                    )
+                    self.db.execute(
+                        "UPDATE files SET current = 0 WHERE source = ? AND kind = ? "
+                        "AND item_id = ? AND role = ? AND name != ?",
+                        (*key, f.role, f.name),
+                    )
+                if o.error is None:
+                    self.db.execute(
+                        "UPDATE items SET state = 'archived', fingerprint = ?, archived_run = ?,"
+                        " archived_at = ?, last_error = NULL WHERE source = ? AND kind = ? "
+                        "AND item_id = ?",
+                        (o.fingerprint, run_id, now, *key),
+                    )
+                else:
+                    self.db.execute(
+                        "UPDATE items SET state = 'failed', last_error = ? "
+                        "WHERE source = ? AND kind = ? AND item_id = ?",
+                        (REDACT(o.error), *key),
+                    )
+
+    def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
+        """Send items back to be fetched again by the next run (after a failed verify)."""
+        with self._written():
+            self.db.executemany(
+                "UPDATE items SET state = 'pending', last_error = ? "
+                "WHERE source = ? AND kind = ? AND item_id = ?",
+                [(reason, *key) for key in keys],
+            )
+
+    # Per-source listing state, for incremental runs
+
+    def source_state(self, source: str) -> tuple[str | None, bool]:
+        """When the source was last listed to its end, and whether its last run was clean."""
+        row = self.db.execute(
+            "SELECT last_full_listing, last_run_clean FROM source_state WHERE source = ?",
+            (source,),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else (None, False)
+
+    def set_source_state(self, source: str, *, listed_to_end: bool, clean: bool) -> None:
+        with self._written():
+            self.db.execute(
+                "INSERT INTO source_state (source, last_full_listing, last_run_clean) "
+                "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET last_full_listing = "
+                "COALESCE(excluded.last_full_listing, last_full_listing), "
+                "last_run_clean = excluded.last_run_clean",
+                (source, utc_now() if listed_to_end else None, int(clean)),
+            )
+
+    def unsettled(self, source: str) -> int:
+        """How many items of `source` are pending or failed: gaps an early stop could skip."""
+        row = self.db.execute(
+            "SELECT count(*) FROM items WHERE source = ? AND state != 'archived'", (source,)
+        ).fetchone()
+        return int(row[0])
+
+    # Notes kept in `meta`
+
+    def changes(self) -> str | None:
+        """A mark moved on by every change to what a `SHA256SUMS` lists (see `schema`)."""
+        return self.note("changes")
+
+    def note(self, key: str) -> str | None:
+        """The value kept under `key` in `meta`, if any."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_note(self, key: str, value: str) -> None:
+        """Keep `value` under `key` in `meta` (not a change `changes` counts)."""
+        with self._written():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # Reading
+
+    def checksum_lines(self, source: str, rows: int = 4096) -> Iterator[str]:
+        """The `SHA256SUMS` lines of every file of every archived item of `source`, by path.
+
+        A few thousand lines a time, joined: built in SQL and read as one column, the lines of
+        a large archive cost a fraction of what reading its rows would.
+        """
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT f.sha256 || '  ' || f.path || char(10) FROM files f "
+            "JOIN items i USING (source, kind, item_id) "
+            "WHERE i.state = 'archived' AND f.source = ? ORDER BY f.path",
+            (source,),
+        )
+        while batch := cursor.fetchmany(rows):
+            yield "".join([line for (line,) in batch])
+
+    def file_paths(self, sources: Sequence[str] = ()) -> set[str]:
+        """The path of every file the manifest knows (of `sources`, if given), any state."""
+        query = "SELECT path FROM files"
+        if sources:
+            query += f" WHERE source IN ({','.join('?' * len(sources))})"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        return {path for (path,) in cursor.execute(query, tuple(sources))}

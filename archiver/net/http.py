@@ -234,8 +234,7 @@ class HttpClient:
         json_body: Any,
         form: Mapping[str, str] | None,
     ) -> dict[str, Any]:
-        if profile.limiter is not None:
-            await profile.limiter.acquire()
+        answered = await profile.limiter.acquire() if profile.limiter is not None else None
         try:
             async with self.session.post(
                 url, json=json_body, data=form, headers=dict(headers), allow_redirects=False
@@ -247,6 +246,9 @@ class HttpClient:
                 body = await self._read_answer(response) if 200 <= status < 300 else b""
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RetryableError(self.describe(exc)) from None
+        finally:
+            if answered is not None:
+                answered()
         if status in (401, 403):
             raise CredentialsRejected(f"credentials rejected (HTTP {status})")
         if status == 429 or status >= 500 or status == 408:

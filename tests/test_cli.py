@@ -129,6 +129,18 @@ async def test_an_archive_dir_that_cannot_be_made_is_a_config_error(
     assert standin.stats.requests == []
 
 
+async def test_verbose_output_shows_what_caused_an_error(standin: StandIn, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    config = write_config(tmp_path, config_dict(standin, archive_dir="file"))
+    quiet = await run_cli("run", "-c", config)
+    verbose = await run_cli("run", "-v", "-c", config)
+    assert quiet.code == verbose.code == 2
+    assert "FileExistsError" not in quiet.output
+    assert "FileExistsError" in verbose.output
+    assert "direct cause of the following exception" in verbose.output
+    assert "not a folder" in verbose.output
+
+
 async def test_an_archive_dir_without_permission_is_a_config_error(
     standin: StandIn, tmp_path: Path
 ) -> None:

@@ -51,10 +51,10 @@ def load_config(
     env = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
     document = read_yaml(text, path)
     raw = document.data
     if not isinstance(raw, dict):
@@ -62,7 +62,7 @@ def load_config(
     try:
         return _build_config(path, _expand_used(raw, env, path, sources, notify))
     except ConfigError as exc:
-        raise ConfigError(document.locate(str(exc), path)) from None
+        raise ConfigError(document.locate(str(exc), path)) from exc
 
 
 def _expand_used(
@@ -202,11 +202,11 @@ def _build_notify(raw: Any, path: Path) -> NotifySettings | None:
     if notify.urls:
         try:
             import apprise  # noqa: F401  (only whether it is there)
-        except ImportError:
+        except ImportError as exc:
             raise ConfigError(
                 f"{path}: notify.urls: needs Apprise, which is not installed: "
                 "pip install 'archiver[notify]'"
-            ) from None
+            ) from exc
     return notify
 
 
@@ -279,6 +279,7 @@ def _build(cls: type[SettingsT], raw: Any, path: Path, prefix: str) -> SettingsT
                 values[name] = _coerce(raw[name], hints[name], f"{path}: {key}")
             except ConfigError:
                 if f.metadata.get("secret"):  # never echo a credential, even a malformed one
+                    # Not chained: the cause's message holds the malformed value.
                     raise ConfigError(f"{path}: {key}: expected text") from None
                 raise
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -221,7 +221,7 @@ class _Fetch:
         # a few bytes, since it is what tells an expired URL from a missing file.
         explained = S3_MESSAGE.search(await response.head_of_body())
         why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
-        raise HttpStatusError(f"HTTP {status}{why}", status=status)
+        raise HttpStatusError(f"HTTP {status}{why}")
 
     def _check_range(self, response: MediaResponse, resume: Resume) -> _Span:
         """The span of a 206, if it is the range asked for and fits the file as announced.

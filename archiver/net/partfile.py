@@ -236,7 +236,7 @@ def resume_state(folder: str, stem: str, part: str, meta: str) -> Resume:
     except FileNotFoundError:
         return Resume(0, None, None)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from None
+        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from exc
     final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
     part_name, meta_name = os.path.basename(part), os.path.basename(meta)
     orphan = next((n for n in names if final.fullmatch(n) and n != part_name), None)

@@ -203,6 +203,8 @@ class ArchiveJob:
         except SourceError as exc:
             stats.listing_error = str(exc)
             log.error("%s: cannot list: %s", cfg.name, exc)
+            if exc.__cause__ is not None:  # what went wrong underneath, for `-v`
+                log.debug("caused by", exc_info=exc)
         except ArchiveWriteError:
             raise  # the manifest cannot be written: the whole run stops (see `run`)
         except Exception as exc:  # a bug in one source must not cost the others their run

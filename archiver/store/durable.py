@@ -88,7 +88,7 @@ def flush_to_disk(paths: Iterable[str | Path], root: Path) -> None:
             return
         _fsync_each(paths, root)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot flush the archive to disk: {exc}") from None
+        raise ArchiveWriteError(f"cannot flush the archive to disk: {exc}") from exc
 
 
 def _fsync_each(paths: Iterable[str | Path], root: Path) -> None:

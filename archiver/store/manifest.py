@@ -130,7 +130,7 @@ class ManifestStore:
         except sqlite3.DatabaseError as exc:
             raise ManifestError(
                 f"{path}: not an archiver manifest ({exc}); it was left untouched"
-            ) from None
+            ) from exc
         return store
 
     def _check(self, *, readonly: bool) -> None:
@@ -194,7 +194,7 @@ class ManifestStore:
             with self.db:
                 yield
         except sqlite3.OperationalError as exc:
-            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from None
+            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.db.close()

@@ -37,6 +37,7 @@ from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.paths import safe_name, within
 from archiver.store.payload import Payload, find_strays, quarantine
+from archiver.store.queries import VerifyItem
 from archiver.store.sidecar import SIDECAR
 
 log = logging.getLogger("archiver")
@@ -75,10 +76,7 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-# One file to check: (name, path relative to the archive, bytes, sha256, current).
-_File = tuple[str, str, int, str, bool]
-# One archived item: (source, kind, item_id, folder, its files).
-_Item = tuple[str, str, str, str, list[_File]]
+_Item = VerifyItem  # (source, kind, item_id, folder, [(name, path, bytes, sha256, current)])
 # What checking some items found: (problems, files checked, bytes checked).
 _Checked = tuple[list[Problem], int, int]
 
@@ -93,7 +91,7 @@ def verify_archive(
     progress: Callable[[int], None] = lambda n: None,
 ) -> VerifyResult:
     """Check every archived file (and sidecar) of `sources` (all if empty)."""
-    items = _archived_items(manifest, sources)
+    items = manifest.archived_for_verify(sources)
     result = VerifyResult(items=len(items))
     base = f"{root}/"
     threads = workers or min(4, os.cpu_count() or 1)
@@ -144,33 +142,6 @@ def _take(
     result.files += files
     result.bytes += size
     progress(size)
-
-
-def _archived_items(manifest: ManifestStore, sources: tuple[str, ...]) -> list[_Item]:
-    query = (
-        "SELECT i.source, i.kind, i.item_id, i.folder, f.name, f.path, f.bytes, f.sha256, "
-        "f.current FROM items i LEFT JOIN files f USING (source, kind, item_id) "
-        "WHERE i.state = 'archived'"
-    )
-    if sources:
-        query += f" AND i.source IN ({','.join('?' * len(sources))})"
-    query += " ORDER BY i.folder, i.source, i.kind, i.item_id, f.path"
-    cursor = manifest.db.cursor()
-    cursor.row_factory = None  # plain tuples: sqlite3.Row's access by name costs per file
-    items: list[_Item] = []
-    files: list[_File] = []
-    last: tuple[str, str, str] | None = None
-    for source, kind, item_id, folder, name, path, size, sha256, current in cursor.execute(
-        query, sources
-    ):
-        key = (source, kind, item_id)
-        if key != last:
-            last = key
-            files = []
-            items.append((source, kind, item_id, folder, files))
-        if name is not None:  # an archived item with no file rows still has a sidecar
-            files.append((name, path, size, sha256, bool(current)))
-    return items
 
 
 def _check_items(base: str, items: list[_Item], quick: bool) -> _Checked:
@@ -291,14 +262,7 @@ def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem
             if what != "missing" and not _move_aside(manifest, root, p, name, stamp):
                 stuck.add(key)
     keys = {(p.source, p.kind, p.item_id) for p in problems} - stuck
-    with manifest.db:
-        for (source, kind, item_id), names in damaged_files.items():
-            if (source, kind, item_id) in stuck:
-                continue
-            manifest.db.executemany(
-                "DELETE FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
-                [(source, kind, item_id, n) for n in names],
-            )
+    manifest.forget_files({key: names for key, names in damaged_files.items() if key not in stuck})
     manifest.mark_pending(keys, "verify found damage")
 
 
@@ -306,19 +270,16 @@ def _move_aside(
     manifest: ManifestStore, root: Path, problem: Problem, name: str, stamp: str
 ) -> bool:
     """Quarantine one damaged file; False (and a line saying why) if it cannot be moved."""
-    row = manifest.db.execute(
-        "SELECT path FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
-        (problem.source, problem.kind, problem.item_id, name),
-    ).fetchone()
-    if row is None:
+    path = manifest.file_path(problem.source, problem.kind, problem.item_id, name)
+    if path is None:
         return True
     try:
-        moved = quarantine(root, row["path"], stamp)
+        moved = quarantine(root, path, stamp)
     except (ArchiverError, ValueError) as exc:
-        log.error("%s: cannot quarantine %s: %s", problem.line(), row["path"], exc)
+        log.error("%s: cannot quarantine %s: %s", problem.line(), path, exc)
         return False
     if moved is not None:
-        log.info("%s: damaged bytes kept in %s", row["path"], moved)
+        log.info("%s: damaged bytes kept in %s", path, moved)
     return True
 
 

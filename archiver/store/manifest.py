@@ -89,7 +89,8 @@ class ManifestStore(ManifestReads):
             raise ManifestError(f"{path}: no manifest here; nothing has been archived yet")
         try:
             if readonly:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+                # As a URI, escaped: a folder named with `?` or `#` is still this one.
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
             else:
                 db = sqlite3.connect(path, timeout=10)
             db.row_factory = sqlite3.Row
@@ -268,6 +269,14 @@ class ManifestStore(ManifestReads):
                         "WHERE source = ? AND kind = ? AND item_id = ?",
                         (REDACT(o.error), *key),
                     )
+
+    def forget_files(self, names: dict[tuple[str, str, str], list[str]]) -> None:
+        """Drop these files (by name, per (source, kind, item_id)) from the manifest."""
+        with self._written():
+            self.db.executemany(
+                "DELETE FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
+                [(*key, name) for key, key_names in names.items() for name in key_names],
+            )
 
     def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
         """Send items back to be fetched again by the next run (after a failed verify)."""

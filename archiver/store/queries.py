@@ -7,12 +7,14 @@ sqlite3.Row's access by name costs more than the query itself.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from archiver.errors import ManifestError
 from archiver.store.schema import SCHEMA_VERSION
 
 CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
@@ -56,6 +58,50 @@ class ListedItem(NamedTuple):
     listed_digest: bytes | None  # `record_digest` of the record as last listed
     listed_fingerprint: str | None  # the `fingerprint` of that same record
     files: tuple[tuple[str, int], ...]  # (path, bytes) of each current file
+
+
+# One file to verify: (name, path relative to the archive, bytes, sha256, current).
+VerifyFile = tuple[str, str, int, str, bool]
+# One archived item to verify: (source, kind, item_id, folder, its files).
+VerifyItem = tuple[str, str, str, str, list[VerifyFile]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One row of `runs`; `summary` is the JSON the run wrote, None while it runs."""
+
+    id: int
+    command: str
+    started_at: str
+    finished_at: str | None
+    exit_status: int | None
+    summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """One archived item with its files, as the catalog shows it."""
+
+    source: str
+    kind: str
+    id: str
+    folder: str
+    created_at: str | None
+    archived_at: str | None
+    files: tuple[
+        tuple[str, str, str, str, int, int], ...
+    ]  # (role, name, path, url, bytes, current)
+
+
+# One pass over `items` in primary-key order, its files joined: no sort, rows streamed.
+_CATALOG_SQL = """
+SELECT i.source, i.kind, i.item_id, i.folder, i.created_at, i.archived_at,
+       f.role, f.name, f.path, f.url, f.bytes, f.current
+FROM items AS i
+LEFT JOIN files AS f ON f.source = i.source AND f.kind = i.kind AND f.item_id = i.item_id
+WHERE i.state = 'archived'
+ORDER BY i.source, i.kind, i.item_id
+"""
 
 
 class ManifestReads:
@@ -186,3 +232,104 @@ class ManifestReads:
         cursor = self.db.cursor()
         cursor.row_factory = None
         return {path for (path,) in cursor.execute(query, tuple(sources))}
+
+    def archived_for_verify(self, sources: Sequence[str] = ()) -> list[VerifyItem]:
+        """Every archived item (of `sources`, if given) with its files, in folder order.
+
+        Plain tuples on purpose: `verify` is measured against `sha256sum`, and at thousands of
+        small files sqlite3.Row or a dataclass per file costs more than the hashing.
+        """
+        query = (
+            "SELECT i.source, i.kind, i.item_id, i.folder, f.name, f.path, f.bytes, f.sha256, "
+            "f.current FROM items i LEFT JOIN files f USING (source, kind, item_id) "
+            "WHERE i.state = 'archived'"
+        )
+        if sources:
+            query += f" AND i.source IN ({','.join('?' * len(sources))})"
+        query += " ORDER BY i.folder, i.source, i.kind, i.item_id, f.path"
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        items: list[VerifyItem] = []
+        files: list[VerifyFile] = []
+        last: tuple[str, str, str] | None = None
+        for source, kind, item_id, folder, name, path, size, sha256, current in cursor.execute(
+            query, tuple(sources)
+        ):
+            key = (source, kind, item_id)
+            if key != last:
+                last = key
+                files = []
+                items.append((source, kind, item_id, folder, files))
+            if name is not None:  # an archived item with no file rows still has a sidecar
+                files.append((name, path, size, sha256, bool(current)))
+        return items
+
+    def file_path(self, source: str, kind: str, item_id: str, name: str) -> str | None:
+        """The path of one file of one item, if the manifest knows it."""
+        row = self.db.execute(
+            "SELECT path FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
+            (source, kind, item_id, name),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # Status
+
+    def item_counts(self) -> list[tuple[str, str, str, int]]:
+        """(source, kind, state, how many items) for every combination there is."""
+        return [
+            (str(r[0]), str(r[1]), str(r[2]), int(r[3]))
+            for r in self.db.execute(
+                "SELECT source, kind, state, count(*) FROM items GROUP BY source, kind, state"
+            )
+        ]
+
+    def file_totals(self) -> list[tuple[str, int, int]]:
+        """(source, files, bytes) of every source with files, any state."""
+        return [
+            (str(r[0]), int(r[1]), int(r[2]))
+            for r in self.db.execute(
+                "SELECT source, count(*), coalesce(sum(bytes), 0) FROM files GROUP BY source"
+            )
+        ]
+
+    def failures(self, source: str, limit: int) -> list[tuple[str, str, str | None]]:
+        """(kind, item_id, last error) of the first `limit` failed items of `source`, by id."""
+        return [
+            (str(r[0]), str(r[1]), r[2])
+            for r in self.db.execute(
+                "SELECT kind, item_id, last_error FROM items WHERE source = ? AND state = "
+                "'failed' ORDER BY item_id LIMIT ?",
+                (source, limit),
+            )
+        ]
+
+    def recent_runs(self, limit: int) -> list[RunRow]:
+        """The last `limit` runs, newest first."""
+        return [
+            RunRow(*row)
+            for row in self.db.execute(
+                "SELECT id, command, started_at, finished_at, exit_status, summary FROM runs "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    # Catalog
+
+    def catalog_items(self) -> Iterator[CatalogItem]:
+        """Every archived item with its files, by source, kind and id, streamed.
+
+        One query, so one snapshot of the manifest, whatever a run writes meanwhile.
+        """
+        try:
+            rows = self.db.cursor()
+            rows.row_factory = None
+            rows.execute(_CATALOG_SQL)
+            for key, group in itertools.groupby(rows, key=lambda row: row[:3]):
+                group_rows = list(group)
+                first = group_rows[0]
+                files = tuple(row[6:] for row in group_rows if row[6] is not None)
+                source, kind, item_id = key
+                yield CatalogItem(source, kind, item_id, first[3], first[4], first[5], files)
+        except sqlite3.Error as exc:
+            raise ManifestError(f"cannot read the manifest {self.path}: {exc}") from exc

@@ -17,7 +17,6 @@ the files the manifest does not know (see `payload`); they are left in place.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 from archiver.config.settings import Config
 from archiver.errors import ArchiverError, UsageError
 from archiver.reporting.console import byte_bar, human_bytes
+from archiver.store.hashing import open_for_hashing, sha256_file
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.paths import safe_name, within
@@ -41,9 +41,6 @@ from archiver.store.queries import VerifyItem
 from archiver.store.sidecar import SIDECAR
 
 log = logging.getLogger("archiver")
-# Never through a link (a link in the payload is damage), never waiting on a FIFO.
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-READ_SIZE = 1 << 20  # files are read and hashed in blocks of this size
 SIDECAR_READ = 1 << 16  # a sidecar is a few KiB: a 1 MiB buffer for each costs more than a read
 CHUNK = 64  # items checked as one unit of work
 # A unit of work with at least this many bytes goes to a worker thread. Smaller ones are
@@ -168,7 +165,7 @@ def _check_file(
     base: str, path: str, expected: int, sha256: str, quick: bool
 ) -> tuple[str | None, int]:
     try:
-        fd = os.open(within(base, path), READ_FLAGS)
+        fd = open_for_hashing(within(base, path))
     except FileNotFoundError:
         return "missing", 0
     except OSError as exc:
@@ -181,23 +178,17 @@ def _check_file(
             if size != expected:
                 return f"size {size}, expected {expected}", 0
             return None, size
-        digest = hashlib.sha256()
-        size = 0
-        # Reads one byte past the expected end, so a longer file is caught by the same reads
-        # that hash it; a small file is one read of its whole size and one read that finds EOF.
-        while size <= expected:
-            block = os.read(fd, min(READ_SIZE, expected + 1 - size))
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
+        # One byte past the expected end, so a longer file is caught by the same reads that
+        # hash it.
+        hashed = sha256_file(fd, limit=expected + 1)
+        size = hashed.size
         if size != expected:
             return f"size {os.fstat(fd).st_size}, expected {expected}", 0
     except OSError as exc:
         return f"unreadable ({exc})", 0
     finally:
         os.close(fd)
-    if digest.hexdigest() != sha256:
+    if hashed.hexdigest() != sha256:
         return "content changed (sha256 differs)", size
     return None, size
 
@@ -210,7 +201,7 @@ def _unreadable(exc: OSError) -> str:
 
 def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | None:
     try:
-        fd = os.open(within(base, folder) + "/" + SIDECAR, READ_FLAGS)
+        fd = open_for_hashing(within(base, folder) + "/" + SIDECAR)
     except FileNotFoundError:
         return "missing"
     except OSError as exc:

@@ -62,7 +62,6 @@ MAX_BLOCK = 1 << 22  # the most gathered in memory before a write, for a large f
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
-FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 451})
 
 
 @dataclass(frozen=True, slots=True)

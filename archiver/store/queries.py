@@ -39,8 +39,6 @@ class KnownItem:
     """What the manifest knows of one item."""
 
     state: str
-    fingerprint: str | None
-    last_seen_run: int | None
     folder: str
     files: tuple[FileRow, ...]
 
@@ -132,15 +130,13 @@ class ManifestReads:
             ):
                 fields[-1] = bool(fields[-1])
                 files.setdefault(item_id, []).append(FileRow(*fields))
-            for item_id, state, fingerprint, last_seen_run, folder in cursor.execute(
-                f"SELECT item_id, state, fingerprint, last_seen_run, folder FROM items "  # noqa: S608
+            for item_id, state, folder in cursor.execute(
+                f"SELECT item_id, state, folder FROM items "  # noqa: S608
                 f"WHERE source = ? AND kind = ? AND item_id IN ({marks})",
                 (source, kind, *chunk),
             ):
                 found[item_id] = KnownItem(
                     state=state,
-                    fingerprint=fingerprint,
-                    last_seen_run=last_seen_run,
                     folder=folder,
                     files=tuple(files.get(item_id, ())),
                 )

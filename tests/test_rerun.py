@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from archiver.pipeline import job
+from archiver.pipeline import listing
 from archiver.standin import DatasetSpec
 from archiver.store.checksums import write_checksums
 from archiver.store.manifest import ManifestStore
@@ -54,7 +54,7 @@ def fingerprints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         seen.append(record)
         return fingerprint(record)
 
-    monkeypatch.setattr(job, "fingerprint", counted)
+    monkeypatch.setattr(listing, "fingerprint", counted)
     yield seen
 
 
@@ -135,11 +135,11 @@ async def test_a_changed_task_is_fingerprinted_and_its_sidecar_refreshed(
         assert latest_report(tmp_path / "archive")["sources"]["faceswap"]["updated"] == 1
 
 
-@pytest.mark.parametrize("batch", [1, job.SEEN_BATCH], ids=["written-each-page", "batched"])
+@pytest.mark.parametrize("batch", [1, listing.SEEN_BATCH], ids=["written-each-page", "batched"])
 async def test_a_record_listed_twice_on_a_rerun_counts_once(
     make_standin: StandInFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> None:
-    monkeypatch.setattr(job, "SEEN_BATCH", batch)
+    monkeypatch.setattr(listing, "SEEN_BATCH", batch)
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
     assert (await run_cli("run", "-c", config)).code == 0

@@ -20,7 +20,8 @@ from typing import IO, Any, TypeVar
 
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ConfigError, UsageError
-from archiver.pipeline.job import ArchiveJob, Progress
+from archiver.pipeline.job import ArchiveJob
+from archiver.pipeline.listing import Progress
 from archiver.reporting.console import BarProgress, NoProgress, summary_lines
 from archiver.reporting.redact import REDACT
 from archiver.reporting.runreport import report_document, write_report

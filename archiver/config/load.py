@@ -14,7 +14,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -325,27 +325,51 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
-        ):
-            raise ConfigError(f"{where}: expected a mapping of names to text values")
-        return {k: str(v) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if value < 0:
-            raise ConfigError(f"{where}: must not be negative, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected text, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+        return _text_mapping(value, where)
+    scalar = _SCALARS.get(hint)
+    if scalar is None:
+        raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+    return scalar(value, where)
+
+
+def _text_mapping(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
+    ):
+        raise ConfigError(f"{where}: expected a mapping of names to text values")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    return value
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return str(value)
+
+
+# The checks of plain values, by type (a bool is an int to Python, never to a setting).
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+}

@@ -72,75 +72,88 @@ class ArchiveJob:
         """Archive everything new from `sources`; returns the run's statistics."""
         for cfg in sources:
             self.stats.source(cfg.name)
-        if not self.dry_run:
-            try:
-                # Short of min_free_space: first the run's own `.part` files go, else it stops.
-                self.space.make_room(cfg.name for cfg in self.config.sources)
-            except ArchiveWriteError as exc:
-                self.stats.fatal = str(exc)
-                self.stats.duration = time.monotonic() - self.stats.started
-                return self.stats
-        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(
-            QUEUE_PER_WORKER * self.config.concurrency
-        )
-        http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
+        if not self.dry_run and not self._room_to_start():
+            return self.stats
         if self.manifest is not None and not self.dry_run:
-            self._committer = BatchCommitter(
-                self.manifest, self.run_id, self.root, fsync=self.config.durability == "fsync"
-            )
-            # Decided before this run marks the sources unclean: until it ends cleanly, the
-            # next run must not trust an early stop.
-            self._lister.incremental = {
-                cfg.name: self._lister.incremental_allowed(cfg) for cfg in sources
-            }
-            for cfg in sources:
-                self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
+            self._begin(sources)
         try:
-            try:
-                # Exits in reverse: every task ends, then the HTTP session closes.
-                async with http, asyncio.TaskGroup() as group:
-                    context = SourceContext(http)
-                    if self._committer is not None:
-                        group.create_task(self._committer.run())
-                    workers = [
-                        group.create_task(self._worker(http, queue))
-                        for _ in range(self.config.concurrency)
-                    ]
-                    listers = [
-                        group.create_task(self._lister.list_source(cfg, context, queue))
-                        for cfg in sources
-                    ]
-                    await asyncio.gather(*listers)
-                    for _ in workers:
-                        await queue.put(None)
-                    await asyncio.gather(*workers)
-                    if self._committer is not None:
-                        await self._committer.close()
-            except* ArchiverError as group:
-                # A full disk or an unwritable archive: stop everything, say why.
-                self.stats.fatal = str(group.exceptions[0])
-            except* Exception as group:  # a bug: the run still ends with its report
-                self.stats.fatal = self.stats.fatal or _unexpected(group.exceptions[0])
-                log.debug("traceback", exc_info=group.exceptions[0])
+            await self._pipeline(sources)
         except asyncio.CancelledError:
             self.stats.interrupted = True
         finally:
-            self._folders.close()
-            if self._committer is not None:
-                # What finished before the stop is recorded; the rest is retried next time.
-                try:
-                    await self._committer.close()
-                except ArchiveWriteError as exc:  # the manifest's disk is full too
-                    self.stats.fatal = self.stats.fatal or str(exc)
-            self.stats.duration = time.monotonic() - self.stats.started
-            for cfg in sources:
-                self._warnings.close(cfg.name)
+            await self._close(sources)
         stopped = self.stats.interrupted or self.stats.fatal
         if self.manifest is not None and not self.dry_run and not stopped:
             self._record_source_states(sources)  # else they stay unclean, as marked above
         return self.stats
 
-    # Downloading
+    def _room_to_start(self) -> bool:
+        """Short of min_free_space: first the run's own `.part` files go, else it stops."""
+        try:
+            self.space.make_room(cfg.name for cfg in self.config.sources)
+        except ArchiveWriteError as exc:
+            self.stats.fatal = str(exc)
+            self.stats.duration = time.monotonic() - self.stats.started
+            return False
+        return True
+
+    def _begin(self, sources: tuple[SourceConfig, ...]) -> None:
+        assert self.manifest is not None
+        self._committer = BatchCommitter(
+            self.manifest, self.run_id, self.root, fsync=self.config.durability == "fsync"
+        )
+        # Decided before this run marks the sources unclean: until it ends cleanly, the
+        # next run must not trust an early stop.
+        self._lister.incremental = {
+            cfg.name: self._lister.incremental_allowed(cfg) for cfg in sources
+        }
+        for cfg in sources:
+            self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
+
+    async def _pipeline(self, sources: tuple[SourceConfig, ...]) -> None:
+        """The listers and the workers, until every item is done or the run must stop."""
+        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(
+            QUEUE_PER_WORKER * self.config.concurrency
+        )
+        http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
+        try:
+            # Exits in reverse: every task ends, then the HTTP session closes.
+            async with http, asyncio.TaskGroup() as group:
+                context = SourceContext(http)
+                if self._committer is not None:
+                    group.create_task(self._committer.run())
+                workers = [
+                    group.create_task(self._worker(http, queue))
+                    for _ in range(self.config.concurrency)
+                ]
+                listers = [
+                    group.create_task(self._lister.list_source(cfg, context, queue))
+                    for cfg in sources
+                ]
+                await asyncio.gather(*listers)
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers)
+                if self._committer is not None:
+                    await self._committer.close()
+        except* ArchiverError as group:
+            # A full disk or an unwritable archive: stop everything, say why.
+            self.stats.fatal = str(group.exceptions[0])
+        except* Exception as group:  # a bug: the run still ends with its report
+            self.stats.fatal = self.stats.fatal or _unexpected(group.exceptions[0])
+            log.debug("traceback", exc_info=group.exceptions[0])
+
+    async def _close(self, sources: tuple[SourceConfig, ...]) -> None:
+        self._folders.close()
+        if self._committer is not None:
+            # What finished before the stop is recorded; the rest is retried next time.
+            try:
+                await self._committer.close()
+            except ArchiveWriteError as exc:  # the manifest's disk is full too
+                self.stats.fatal = self.stats.fatal or str(exc)
+        self.stats.duration = time.monotonic() - self.stats.started
+        for cfg in sources:
+            self._warnings.close(cfg.name)
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
         limits = ItemLimits(

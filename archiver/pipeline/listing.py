@@ -158,59 +158,22 @@ class SourceLister:
         `unmarked` holds the unchanged items listed in this run whose `last_seen_run` is not
         written yet: added to here, written (and emptied) now and then.
         """
-        fresh: dict[tuple[str, str], ArchiveItem] = {}
-        listed_before = stats.listed
-        for entry in page.items:
-            if isinstance(entry, Unfinished):
-                stats.listed += 1
-                stats.unfinished[entry.state] += 1
-            elif isinstance(entry, Rejected):
-                self._reject(cfg.name, stats, entry)
-            else:
-                if entry.kind == "task":
-                    stats.listed += 1
-                    stats.succeeded += 1
-                fresh.setdefault((entry.kind, entry.id), entry)
-        self.progress.listed(stats.listed - listed_before)  # every record but the templates
-        listed = self._listing_state(cfg.name, fresh)
-        writing = self.manifest is not None and not self.dry_run
-        todo: list[tuple[ArchiveItem, ListedItem | None, str]] = []
-        seen: list[Seen] = []
-        for key, item in fresh.items():
-            state = listed.get(key)
-            if state is not None and (
-                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
-            ):
-                continue  # listed twice: the list shifted while it was read
-            digest = record_digest(item.record)
-            if state is not None and digest is not None and digest == state.listed_digest:
-                # The record as last listed: its fingerprint, folder and creation time are
-                # in the manifest already. This is what keeps a rerun cheap.
-                mark = state.listed_fingerprint or fingerprint(item.record)
-                if writing:
-                    unmarked.add(key)
-            else:
-                mark = fingerprint(item.record)
-                folder = (
-                    state.folder
-                    if state is not None
-                    else str(item_folder(cfg.name, item, self.config.layout))
-                )
-                seen.append(Seen(*key, folder, iso(item.created_at), digest, mark))
-            todo.append((item, state, mark))
-        checks = {
-            index: (state.folder, state.files)
-            for index, (_, state, mark) in enumerate(todo)
-            if state is not None and state.state == "archived" and state.fingerprint == mark
-        }
-        intact = self._intact(checks)
+        fresh = self._count(cfg.name, page, stats)
+        todo, seen = self._sort(cfg.name, fresh, unmarked)
+        intact = self._intact(
+            {
+                index: (state.folder, state.files)
+                for index, (_, state, mark) in enumerate(todo)
+                if state is not None and state.state == "archived" and state.fingerprint == mark
+            }
+        )
         stale = [
             (item.kind, item.id)
             for index, (item, state, _) in enumerate(todo)
             if state is not None and index not in intact
         ]
         known = self._lookup(cfg.name, stale)
-        if writing and (seen or len(unmarked) >= SEEN_BATCH):
+        if self._writing and (seen or len(unmarked) >= SEEN_BATCH):
             # New and changed items are written before any worker can record them.
             assert self.manifest is not None
             self.manifest.mark_seen(cfg.name, self.run_id, seen, unmarked)
@@ -235,6 +198,68 @@ class SourceLister:
             )
             await queue.put(WorkItem(cfg, item, where, mark, known.get((item.kind, item.id))))
         return streak
+
+    @property
+    def _writing(self) -> bool:
+        return self.manifest is not None and not self.dry_run
+
+    def _count(
+        self, source: str, page: Page, stats: SourceStats
+    ) -> dict[tuple[str, str], ArchiveItem]:
+        """Count the page's records; its archivable items by (kind, id), first of each."""
+        fresh: dict[tuple[str, str], ArchiveItem] = {}
+        listed_before = stats.listed
+        for entry in page.items:
+            if isinstance(entry, Unfinished):
+                stats.listed += 1
+                stats.unfinished[entry.state] += 1
+            elif isinstance(entry, Rejected):
+                self._reject(source, stats, entry)
+            else:
+                if entry.kind == "task":
+                    stats.listed += 1
+                    stats.succeeded += 1
+                fresh.setdefault((entry.kind, entry.id), entry)
+        self.progress.listed(stats.listed - listed_before)  # every record but the templates
+        return fresh
+
+    def _sort(
+        self,
+        source: str,
+        fresh: dict[tuple[str, str], ArchiveItem],
+        unmarked: set[tuple[str, str]],
+    ) -> tuple[list[tuple[ArchiveItem, ListedItem | None, str]], list[Seen]]:
+        """The items to consider, with their state and fingerprint; and those to write as seen.
+
+        An item listed twice in this run is dropped; one whose record is the one last listed
+        keeps what the manifest has of it (only its run is written, batched in `unmarked`).
+        """
+        listed = self._listing_state(source, fresh)
+        todo: list[tuple[ArchiveItem, ListedItem | None, str]] = []
+        seen: list[Seen] = []
+        for key, item in fresh.items():
+            state = listed.get(key)
+            if state is not None and (
+                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
+            ):
+                continue  # listed twice: the list shifted while it was read
+            digest = record_digest(item.record)
+            if state is not None and digest is not None and digest == state.listed_digest:
+                # The record as last listed: its fingerprint, folder and creation time are
+                # in the manifest already. This is what keeps a rerun cheap.
+                mark = state.listed_fingerprint or fingerprint(item.record)
+                if self._writing:
+                    unmarked.add(key)
+            else:
+                mark = fingerprint(item.record)
+                folder = (
+                    state.folder
+                    if state is not None
+                    else str(item_folder(source, item, self.config.layout))
+                )
+                seen.append(Seen(*key, folder, iso(item.created_at), digest, mark))
+            todo.append((item, state, mark))
+        return todo, seen
 
     def _listing_state(
         self, source: str, fresh: dict[tuple[str, str], ArchiveItem]

@@ -87,6 +87,11 @@ class SourceLister:
     async def list_source(
         self, cfg: SourceConfig, context: SourceContext, queue: asyncio.Queue[WorkItem | None]
     ) -> None:
+        """List one source to its end or its stop, queueing what is to do.
+
+        A source's own failure is logged and counted for it; only a failure to write the
+        archive escapes, and stops the run.
+        """
         stats = self.stats.source(cfg.name)
         started = time.monotonic()
         source: Source = source_types()[cfg.settings.type](cfg.name, cfg.settings, context)
@@ -128,6 +133,7 @@ class SourceLister:
             self._warnings.close(cfg.name, REJECTED)
 
     def incremental_allowed(self, cfg: SourceConfig) -> bool:
+        """Whether `cfg` may stop at `stop_after_known` archived tasks in a row this run."""
         settings = cfg.settings
         if self.full or settings.stop_after_known <= 0 or self.manifest is None:
             return False

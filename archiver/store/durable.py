@@ -71,6 +71,7 @@ class BatchCommitter:
         await self.flush()
 
     async def flush(self) -> None:
+        """Make the finished items durable on disk, then record them in one transaction."""
         async with self._lock:
             if not self._outcomes:
                 return

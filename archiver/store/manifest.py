@@ -171,6 +171,7 @@ class ManifestStore(ManifestReads):
     # Runs
 
     def begin_run(self, command: str) -> int:
+        """Open the `runs` row of a run; returns its id."""
         with self._written():
             cursor = self.db.execute(
                 "INSERT INTO runs (started_at, command) VALUES (?, ?)", (utc_now(), command)
@@ -179,6 +180,7 @@ class ManifestStore(ManifestReads):
         return cursor.lastrowid
 
     def finish_run(self, run_id: int, exit_status: int, summary: dict[str, Any]) -> None:
+        """Close the run's row with its exit status and the summary of its report."""
         with self._written():
             self.db.execute(
                 "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
@@ -290,6 +292,7 @@ class ManifestStore(ManifestReads):
     # Per-source listing state, for incremental runs
 
     def set_source_state(self, source: str, *, listed_to_end: bool, clean: bool) -> None:
+        """Note whether the source was listed to its end (and when), and if its run was clean."""
         with self._written():
             self.db.execute(
                 "INSERT INTO source_state (source, last_full_listing, last_run_clean) "

@@ -32,7 +32,7 @@ from typing import Any
 from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, RetryableError
 from archiver.store.archivefs import path_error
 from archiver.store.freespace import FreeSpace
-from archiver.store.hashing import open_for_hashing, sha256_file
+from archiver.store.hashing import Hasher, open_for_hashing, sha256_file
 
 # Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
 # hops that they cost nothing next to the network.
@@ -289,7 +289,7 @@ def _write_error(path: str, exc: OSError) -> ArchiverError:
     return path_error(path, exc)
 
 
-def _hash_into(path: str, hasher: Any, size: int) -> None:
+def _hash_into(path: str, hasher: Hasher, size: int) -> None:
     if sha256_file(path, limit=size, hasher=hasher).size < size:
         raise RetryableError("the .part file shrank while resuming", retry_after=0)
 

@@ -70,7 +70,7 @@ def _digest(folder: Folder) -> bytes | None:
     try:
         if not S_ISREG(os.fstat(fd).st_mode):
             return None
-        return bytes(sha256_file(fd).hasher.digest())
+        return sha256_file(fd).hasher.digest()
     except OSError as exc:
         raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
     finally:

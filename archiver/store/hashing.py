@@ -13,21 +13,29 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 READ_BLOCK = 1 << 20  # bytes per read: few system calls, and hashing without the GIL
+
+
+class Hasher(Protocol):
+    """What a hashlib object does that we use (typeshed does not name its class publicly)."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Hashed:
     """What `sha256_file` read: the hasher (digest of every byte read), and how many bytes."""
 
-    hasher: Any  # hashlib's sha256 object, which typeshed does not name publicly
+    hasher: Hasher
     size: int
 
     def hexdigest(self) -> str:
-        return str(self.hasher.hexdigest())
+        return self.hasher.hexdigest()
 
 
 def open_for_hashing(path: str, *, dir_fd: int | None = None) -> int:
@@ -35,7 +43,9 @@ def open_for_hashing(path: str, *, dir_fd: int | None = None) -> int:
     return os.open(path, READ_FLAGS, dir_fd=dir_fd)
 
 
-def sha256_file(file: str | int, *, limit: int | None = None, hasher: Any = None) -> Hashed:
+def sha256_file(
+    file: str | int, *, limit: int | None = None, hasher: Hasher | None = None
+) -> Hashed:
     """Hash a file (a path, or an open descriptor read from where it stands) to its end.
 
     `limit`: read no more than this many bytes. `hasher`: go on with this one (the bytes of a

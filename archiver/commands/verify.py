@@ -2,9 +2,10 @@
 
 The work is one pass over the archived items in folder order: each item's files are hashed and
 its sidecar parsed right after, so the folder is read while its directory entries are cached.
-The manifest is read with one query as plain tuples, and files are opened, read and hashed with
-`os` calls on plain strings: at thousands of small files, pathlib objects, buffered file objects
-and per-file dataclasses cost more than the hashing itself (sha256 runs at over 1 GB/s).
+The manifest is read with one query as plain tuples (`archived_for_verify`), and files are
+opened, read and hashed with `os` calls on plain strings (`store.hashing`): at thousands of
+small files, pathlib objects, buffered file objects and per-file dataclasses cost more than the
+hashing itself (sha256 runs at over 1 GB/s).
 
 Items are checked in chunks; a chunk with many bytes (large files) goes to a worker thread, where
 reads and hashing of large blocks run without the GIL, side by side. A problem is reported by
@@ -73,7 +74,6 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-_Item = VerifyItem  # (source, kind, item_id, folder, [(name, path, bytes, sha256, current)])
 # What checking some items found: (problems, files checked, bytes checked).
 _Checked = tuple[list[Problem], int, int]
 
@@ -113,9 +113,9 @@ def verify_archive(
     return result
 
 
-def _chunks(items: list[_Item]) -> Iterator[tuple[list[_Item], int]]:
+def _chunks(items: list[VerifyItem]) -> Iterator[tuple[list[VerifyItem], int]]:
     """Runs of items, up to CHUNK items or POOL_BYTES of files, with their size."""
-    chunk: list[_Item] = []
+    chunk: list[VerifyItem] = []
     size = 0
     for item in items:
         chunk.append(item)
@@ -141,7 +141,7 @@ def _take(
     progress(size)
 
 
-def _check_items(base: str, items: list[_Item], quick: bool) -> _Checked:
+def _check_items(base: str, items: list[VerifyItem], quick: bool) -> _Checked:
     problems: list[Problem] = []
     count = 0
     total = 0

@@ -347,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ArchiverError as exc:
         log.error("%s", exc)
+        if exc.__cause__ is not None:  # what went wrong underneath, for `-v`
+            log.debug("caused by", exc_info=exc)
         return exc.exit_status
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.error("interrupted")

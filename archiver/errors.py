@@ -3,7 +3,9 @@
 Every error the tool raises on purpose derives from `ArchiverError` and knows the exit status
 it stands for; `cli.main` is the only place that turns one into a code. Third-party exceptions
 (aiohttp, sqlite3, OSError) are converted where they are caught, with `raise ... from exc`, so
-nothing above the HTTP layer, the manifest or the file writer sees them.
+nothing above the HTTP layer, the manifest or the file writer sees them; the cause is kept
+for `-v`, which logs the chain under the error's one line. A cause is dropped (`from None`) only
+where its text would show what the message leaves out on purpose: a signed URL, a credential.
 
     ArchiverError                     exit 1
     ├── UsageError                    exit 2: a command line that makes no sense
@@ -77,12 +79,10 @@ class CredentialsRejected(SourceError):
 
 
 class ApiError(SourceError):
-    """The service answered with an error code, or with data of the wrong shape."""
+    """The service answered with an error code, or with data of the wrong shape.
 
-    def __init__(self, message: str, *, code: int | None = None, trace_id: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.trace_id = trace_id
+    Its message names the code and the service's trace id, which is all anyone reads of them.
+    """
 
 
 class ListingRepeats(SourceError):
@@ -94,11 +94,7 @@ class TransferError(ArchiverError):
 
 
 class HttpStatusError(TransferError):
-    """The media host answered with a final, non-retryable HTTP status."""
-
-    def __init__(self, message: str, *, status: int):
-        super().__init__(message)
-        self.status = status
+    """The media host answered with a final, non-retryable HTTP status (named in the message)."""
 
 
 class FileTooLarge(TransferError):
@@ -126,18 +122,9 @@ class DiskSpaceLow(ArchiveWriteError):
 class RetryableError(ArchiverError):
     """A failure worth another attempt; `retry_after` is the server's wish, in seconds."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        code: int | None = None,
-        trace_id: str | None = None,
-    ):
+    def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
-        self.code = code
-        self.trace_id = trace_id
 
 
 class MalformedResponse(RetryableError):

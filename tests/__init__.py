@@ -1,0 +1,1 @@
+"""The tests: real HTTP servers on loopback, the CLI run in process."""

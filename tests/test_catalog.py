@@ -20,7 +20,7 @@ import pytest
 
 from archiver.catalog.build import DATA_NAME, INDEX_NAME, write_catalog
 from archiver.errors import ArchiverError, ManifestError
-from archiver.store.schema import SCHEMA
+from archiver.store.manifest import ManifestStore
 from tests.catalog_fixture import (
     CHANJING,
     FACESWAP,
@@ -212,9 +212,7 @@ def test_bad_manifest_leaves_the_old_catalog_whole(archive: BuiltArchive) -> Non
 
 
 def test_empty_manifest_gives_an_empty_catalog(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "manifest.sqlite3") as db:
-        db.executescript(SCHEMA)
-    db.close()
+    ManifestStore.open(tmp_path / "manifest.sqlite3").close()  # as a first run makes it
 
     write_catalog(tmp_path)
 

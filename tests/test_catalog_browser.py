@@ -10,6 +10,7 @@ Screenshots land in `test-artifacts/` at the repository root, for a person to lo
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import sqlite3
@@ -376,6 +377,7 @@ def test_screenshots_for_a_person_to_look_at(browser: Browser, archive: BuiltArc
         "catalog-templates.png": ("light", "#view=templates", None),
         "catalog-player.png": ("dark", "", f"{CARDS} >> nth=4"),
     }
+    titles = {task.title for task in archive.tasks} | {t.title for t in archive.templates}
     for name, (scheme, fragment, click) in shots.items():
         opened = open_catalog(browser, archive.root, scheme=scheme, fragment=fragment)
         try:
@@ -385,11 +387,54 @@ def test_screenshots_for_a_person_to_look_at(browser: Browser, archive: BuiltArc
                 opened.page.wait_for_function(
                     "() => document.getElementById('video').readyState >= 2"
                 )
-            opened.page.screenshot(path=str(ARTIFACTS / name), full_page=click is None)
+            png = opened.page.screenshot(path=str(ARTIFACTS / name), full_page=click is None)
+            # What a person would see on it: a title they wrote, a picture, a frame.
+            heading = "#player-title" if click else ".template h3" if fragment else ".title"
+            first = opened.page.locator(heading).first
+            assert first.is_visible(), name
+            text = first.inner_text()
+            assert text.strip(), name
+            if fragment or click:  # a card may say "Untitled"; these show the title itself
+                assert text in titles, name
+            if click:
+                assert opened.page.eval_on_selector("#video", "v => v.videoWidth") > 0
+            else:
+                widths = opened.page.eval_on_selector_all(
+                    "img", "images => images.map(i => i.naturalWidth)"
+                )
+                assert widths and max(widths) > 0, name
             assert opened.errors == []
         finally:
             opened.page.context.close()
-        assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert _colours(browser, png) >= 16, name  # not one flat colour: something drawn
+
+
+def _colours(browser: Browser, png: bytes) -> int:
+    """How many distinct colours a PNG holds (every 97th pixel), decoded by the browser."""
+    page = browser.new_page()  # about:blank: none of the catalog's policy applies
+    try:
+        count = page.evaluate(
+            """async (data) => {
+                const image = new Image();
+                image.src = "data:image/png;base64," + data;
+                await image.decode();
+                const canvas = document.createElement("canvas");
+                canvas.width = image.naturalWidth;
+                canvas.height = image.naturalHeight;
+                const context = canvas.getContext("2d");
+                context.drawImage(image, 0, 0);
+                const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+                const seen = new Set();
+                for (let i = 0; i < pixels.length; i += 4 * 97) {
+                    seen.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2]);
+                }
+                return seen.size;
+            }""",
+            base64.b64encode(png).decode("ascii"),
+        )
+        return int(count)
+    finally:
+        page.close()
 
 
 @pytest.mark.timeout(600)  # building 20,000 task folders is slow on a slow disk

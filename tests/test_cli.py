@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import io
 import json
 import sqlite3
 import subprocess
@@ -12,23 +13,48 @@ from pathlib import Path
 
 import pytest
 
-from archiver.cli import build_parser
+from archiver.cli import main
 from archiver.standin import StandIn
 from archiver.store.lock import ArchiveLock
 from tests.support import config_dict, run_cli, write_config
 
 
-def test_every_command_has_help_text() -> None:
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert commands.choices
-    helps = {c.dest: c.help for c in commands._choices_actions}
-    for name, sub in commands.choices.items():
-        assert helps.get(name), f"{name} has no help"
-        assert sub.description, f"{name} has no description"
-        for action in sub._actions:
-            if action.dest != "help":
-                assert action.help, f"{name} {action.dest} has no help"
+def _help(monkeypatch: pytest.MonkeyPatch, *argv: str) -> str:
+    """What `archiver ARGV... --help` prints, on a terminal wide enough for one line each."""
+    monkeypatch.setenv("COLUMNS", "300")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*argv, "--help"]) == 0
+    return out.getvalue()
+
+
+def _entries(text: str) -> dict[str, str]:
+    """The options and arguments of a help text, each with the help said for it ('' if none)."""
+    entries: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):  # an option or argument
+            name, _, said = line.strip().partition("  ")
+            entries[name] = said.strip()
+        elif name and line.startswith("   ") and line.strip():  # its help, on the next line
+            entries[name] = entries[name] or line.strip()
+        elif not line.strip():
+            name = ""
+    return entries
+
+
+def test_every_command_has_help_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    top = _help(monkeypatch)
+    listing = top.split("COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    commands = dict(line.split(None, 1) for line in listing.splitlines())
+    assert {"run", "verify", "status", "index", "demo"} <= set(commands)
+    for name, said in commands.items():
+        assert said.strip(), f"{name} has no help"
+        text = _help(monkeypatch, name)
+        description = text.split("\n\n")[1]
+        assert description.strip() and not description.startswith("options:"), name
+        for option, help_text in _entries(text).items():
+            assert help_text, f"{name} {option} has no help"
 
 
 def test_python_dash_m_is_the_same_command() -> None:
@@ -127,6 +153,18 @@ async def test_an_archive_dir_that_cannot_be_made_is_a_config_error(
     assert f"{config}: archive_dir" in result.output
     assert len(result.output.splitlines()) == 1
     assert standin.stats.requests == []
+
+
+async def test_verbose_output_shows_what_caused_an_error(standin: StandIn, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    config = write_config(tmp_path, config_dict(standin, archive_dir="file"))
+    quiet = await run_cli("run", "-c", config)
+    verbose = await run_cli("run", "-v", "-c", config)
+    assert quiet.code == verbose.code == 2
+    assert "FileExistsError" not in quiet.output
+    assert "FileExistsError" in verbose.output
+    assert "direct cause of the following exception" in verbose.output
+    assert "not a folder" in verbose.output
 
 
 async def test_an_archive_dir_without_permission_is_a_config_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from archiver.config.load import load_config
+from archiver.config.settings import Config
 from archiver.errors import ConfigError
 from tests.support import run_cli
 
@@ -40,6 +42,20 @@ def test_a_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert faceswap.settings.page_size == 50
     assert chanjing.settings.base_url == "https://open-api.chanjing.cc"
     assert config.secrets == {"secret-1", "tok-abc"}
+
+
+def test_every_top_level_setting_is_a_key_with_the_settings_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE), {"FACESWAP_TOKEN": "secret-1"})
+    plain = {"keep_reports": 7, "catalog": False, "durability": "none", "layout": "{id}"}
+    changed = load_config(write(tmp_path, BASE | plain), {"FACESWAP_TOKEN": "secret-1"})
+    for f in dataclasses.fields(Config):
+        if f.default is not dataclasses.MISSING and f.name not in ("sources", "secrets"):
+            assert getattr(config, f.name) == f.default, f.name
+    assert {name: getattr(changed, name) for name in plain} == plain
+    metrics = load_config(
+        write(tmp_path, BASE | {"metrics_file": "m.prom"}), {"FACESWAP_TOKEN": "x"}
+    )
+    assert metrics.metrics_file == tmp_path / "m.prom"
 
 
 @pytest.mark.parametrize(

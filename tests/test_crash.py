@@ -52,6 +52,17 @@ SOAK_SPEC = DatasetSpec(
 MAX_SERVED = 1.3  # bytes served over all runs, per byte archived
 
 
+def crash_seed() -> int:
+    """The seed of the kill moments: `ARCHIVER_TEST_SEED` replays a failure, else a new one.
+
+    Printed, so that a failing run's captured output names the seed to replay it with.
+    """
+    given = os.environ.get("ARCHIVER_TEST_SEED")
+    seed = int(given) if given else random.SystemRandom().randrange(1 << 32)
+    print(f"kill moments from seed {seed}: ARCHIVER_TEST_SEED={seed} replays them")
+    return seed
+
+
 async def _first_request(standin: StandIn, seen: int) -> None:
     """Wait until the child has made its first request (its interpreter is up)."""
     while len(standin.stats.api_requests) <= seen:
@@ -113,7 +124,7 @@ async def _kill_and_compare(
     spec: DatasetSpec,
     concurrency: int = 4,
 ) -> None:
-    rng = random.Random(os.environ.get("ARCHIVER_CRASH_SEED") or None)
+    rng = random.Random(crash_seed())
     standin = await make_standin(spec)
     clean, work = await _clean_run(standin, tmp_path / "clean", concurrency)
     standin.stats.reset()

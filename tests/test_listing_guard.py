@@ -163,3 +163,22 @@ async def test_a_source_keeps_its_own_stop_conditions(
     assert "faceswap: cannot list: page 2 repeats page 1" in result.output
     assert max(api.pages) <= 3
     assert task_ids(tmp_path / "archive", "faceswap") == _succeeded(records, "state", 30)
+
+
+async def test_a_list_without_page_info_is_read_page_by_page_to_a_short_page(
+    make_standin: StandInFactory, tmp_path: Path
+) -> None:
+    standin = await make_standin(SPEC)
+    records = standin.dataset.chanjing_tasks()[:20] + standin.dataset.chanjing_tasks()[:5]
+    records = [{**r, "id": f"{r['id']}-{n}"} for n, r in enumerate(records)]
+
+    def page(number: int, size: int) -> dict[str, Any]:
+        return chanjing_page(records[(number - 1) * size : number * size])
+
+    async with PageApi(page) as api:
+        config = _config(tmp_path, standin, "chanjing", source_config(api, "chanjing", qps=1000))
+        result = await run_cli("run", "-c", config, "--no-progress")
+    assert result.code == 0, result.output
+    assert api.pages == [1, 2, 3]  # one at a time, none after the short page
+    assert task_ids(tmp_path / "archive", "chanjing") == _succeeded(records, "status", 20)
+    assert _report(tmp_path)["sources"]["chanjing"]["listed_to_end"] is True

@@ -1,8 +1,8 @@
 """A rerun that finds nothing new: what it spares itself, and what it still checks.
 
-An unchanged record is known by a cheap digest, so it is not fingerprinted again; its
-`last_seen_run` is written in batches; SHA256SUMS are not rebuilt while the manifest's
-`changes` mark and the file stand where they were. A changed record, a record listed twice, an
+An unchanged record is known by a cheap digest, so nothing of it is written again but its
+`last_seen_run`, in batches; SHA256SUMS are not rewritten while the manifest's `changes` mark
+and the file stand where they were. A changed record, a record listed twice, an
 older manifest and a manifest changed behind the lists' back are each handled as before.
 """
 
@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from archiver.pipeline import job
+from archiver.pipeline import listing
 from archiver.standin import DatasetSpec
 from archiver.store.checksums import write_checksums
 from archiver.store.manifest import ManifestStore
 from archiver.store.schema import SCHEMA_VERSION
-from archiver.store.sidecar import fingerprint, record_digest
+from archiver.store.sidecar import record_digest
 from tests.conftest import StandInFactory
 from tests.support import config_dict, run_cli, sidecars, write_config
 
@@ -45,17 +44,30 @@ UPDATE meta SET value = '1' WHERE key = 'schema_version';
 """
 
 
-@pytest.fixture
-def fingerprints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """The records the listing fingerprints, in order."""
-    seen: list[Any] = []
+def sidecar_marks(archive: Path) -> dict[str, tuple[int, int]]:
+    """Each sidecar's inode and modification time: a sidecar written again changes both."""
+    return {
+        str(path.relative_to(archive)): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in archive.rglob("metadata.json")
+    }
 
-    def counted(record: Any) -> str:
-        seen.append(record)
-        return fingerprint(record)
 
-    monkeypatch.setattr(job, "fingerprint", counted)
-    yield seen
+def item_rows(archive: Path) -> set[tuple[Any, ...]]:
+    """What the manifest holds of each item, but the run that last listed it."""
+    db = sqlite3.connect(archive / "manifest.sqlite3")
+    try:
+        return set(
+            db.execute(
+                "SELECT source, kind, item_id, state, folder, created_at, fingerprint, "
+                "archived_run, archived_at, listed_digest, listed_fingerprint FROM items"
+            )
+        )
+    finally:
+        db.close()
+
+
+def file_mark(path: Path) -> tuple[int, int]:
+    return path.stat().st_ino, path.stat().st_mtime_ns
 
 
 def latest_report(archive: Path) -> dict[str, Any]:
@@ -98,26 +110,29 @@ def schema_of(archive: Path) -> tuple[str, set[str], set[str]]:
     return str(version), columns, triggers
 
 
-async def test_an_unchanged_rerun_fingerprints_nothing_and_fetches_nothing(
-    make_standin: StandInFactory, tmp_path: Path, fingerprints: list[Any]
+async def test_an_unchanged_rerun_rewrites_nothing_and_fetches_nothing(
+    make_standin: StandInFactory, tmp_path: Path
 ) -> None:
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
+    archive = tmp_path / "archive"
     assert (await run_cli("run", "-c", config)).code == 0
-    assert len(fingerprints) == 40 + 3  # the first run: every task and template
-    fingerprints.clear()
+    marks, rows = sidecar_marks(archive), item_rows(archive)
+    assert len(marks) == 40 + 3  # every task and template
     standin.stats.reset()
     assert (await run_cli("run", "-c", config)).code == 0
-    assert fingerprints == []
+    assert sidecar_marks(archive) == marks
+    assert item_rows(archive) == rows  # only the runs that listed them moved on
     assert standin.stats.media_bytes_sent == 0
-    assert latest_report(tmp_path / "archive")["totals"]["already_archived"] == 40
+    assert latest_report(archive)["totals"]["already_archived"] == 40
 
 
-async def test_a_changed_task_is_fingerprinted_and_its_sidecar_refreshed(
-    make_standin: StandInFactory, tmp_path: Path, fingerprints: list[Any]
+async def test_a_changed_task_has_its_sidecar_refreshed_and_no_other(
+    make_standin: StandInFactory, tmp_path: Path
 ) -> None:
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
+    archive = tmp_path / "archive"
     assert (await run_cli("run", "-c", config)).code == 0
     task = standin.dataset.succeeded_vth()[5]
     key = ("faceswap", "task", str(task["id"]))
@@ -125,21 +140,24 @@ async def test_a_changed_task_is_fingerprinted_and_its_sidecar_refreshed(
     # Changed, then changed back: each time the sidecar follows, and no file is fetched.
     for reason in ("retried by support", original):
         standin.dataset.update(task["id"], reason=reason)
-        fingerprints.clear()
+        before = sidecar_marks(archive)
         standin.stats.reset()
         result = await run_cli("run", "-c", config, "--no-progress")
         assert result.code == 0, result.output
-        assert [r["id"] for r in fingerprints] == [task["id"]]
-        assert sidecars(tmp_path / "archive")[key]["record"]["reason"] == reason
+        after = sidecar_marks(archive)
+        assert [name for name in after if after[name] != before[name]] == [
+            name for name in after if f"/{task['id']}/" in f"/{name}"
+        ]
+        assert sidecars(archive)[key]["record"]["reason"] == reason
         assert standin.stats.media_bytes_sent == 0
-        assert latest_report(tmp_path / "archive")["sources"]["faceswap"]["updated"] == 1
+        assert latest_report(archive)["sources"]["faceswap"]["updated"] == 1
 
 
-@pytest.mark.parametrize("batch", [1, job.SEEN_BATCH], ids=["written-each-page", "batched"])
+@pytest.mark.parametrize("batch", [1, listing.SEEN_BATCH], ids=["written-each-page", "batched"])
 async def test_a_record_listed_twice_on_a_rerun_counts_once(
     make_standin: StandInFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> None:
-    monkeypatch.setattr(job, "SEEN_BATCH", batch)
+    monkeypatch.setattr(listing, "SEEN_BATCH", batch)
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
     assert (await run_cli("run", "-c", config)).code == 0
@@ -153,7 +171,7 @@ async def test_a_record_listed_twice_on_a_rerun_counts_once(
 
 
 async def test_a_version_1_manifest_is_brought_to_version_2(
-    make_standin: StandInFactory, tmp_path: Path, fingerprints: list[Any]
+    make_standin: StandInFactory, tmp_path: Path
 ) -> None:
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
@@ -173,28 +191,29 @@ async def test_a_version_1_manifest_is_brought_to_version_2(
     assert {"listed_digest", "listed_fingerprint"} <= columns
     assert len(triggers) == 6
     assert sums_text(archive) == manifest_lines(archive)
-    # The migrating run remembered every record: the next one fingerprints none.
-    fingerprints.clear()
+    # The migrating run remembered every record, so the next one knows each unchanged.
+    rows = item_rows(archive)
+    assert all(row[-2] is not None and row[-1] is not None for row in rows)
+    marks = sidecar_marks(archive)
     assert (await run_cli("run", "-c", config)).code == 0
-    assert fingerprints == []
+    assert item_rows(archive) == rows
+    assert sidecar_marks(archive) == marks
     assert latest_report(archive)["totals"]["already_archived"] == 40
 
 
-async def test_an_unchanged_archive_does_not_rebuild_its_sha256sums(
-    make_standin: StandInFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_an_unchanged_archive_does_not_rewrite_its_sha256sums(
+    make_standin: StandInFactory, tmp_path: Path
 ) -> None:
     standin = await make_standin(SPEC)
     config = write_config(tmp_path, config_dict(standin, only="faceswap"))
     archive = tmp_path / "archive"
     assert (await run_cli("run", "-c", config)).code == 0
     before = sums_text(archive)
-
-    def refused(self: ManifestStore, source: str, rows: int = 0) -> Iterator[str]:
-        raise AssertionError("the lists were rebuilt")
-
-    monkeypatch.setattr(ManifestStore, "checksum_lines", refused)
+    sums = archive / "faceswap" / "SHA256SUMS"
+    mark = file_mark(sums)
     assert (await run_cli("run", "-c", config)).code == 0
     assert sums_text(archive) == before
+    assert file_mark(sums) == mark  # not replaced, not even by the same text
 
 
 @pytest.mark.parametrize(

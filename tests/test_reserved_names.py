@@ -13,12 +13,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 import pytest
 
 from archiver.sources.records import ArchiveItem
 from archiver.standin import StandIn
-from archiver.store.paths import RESERVED, item_folder, original_name
+from archiver.store.paths import RESERVED, item_folder
 from tests.support import config_dict, run_cli, sidecars, write_config
 
 TASK_IDS = ("SHA256SUMS", "templates", "undated", "index.html", "Metadata.JSON", "sha256sums")
@@ -52,7 +53,7 @@ async def test_reserved_ids_are_encoded_and_every_later_run_works(
     for task_id in TASK_IDS:
         folder = source / f"%{ord(task_id[0]):02X}{task_id[1:]}"
         assert json.loads((folder / "metadata.json").read_text())["id"] == task_id
-        assert original_name(folder.name) == task_id
+        assert unquote(folder.name, errors="surrogatepass") == task_id
         assert ("faceswap", "task", task_id) in docs
     assert ("faceswap", "template", "SHA256SUMS") in docs
     assert (source / "undated" / "templates2" / "metadata.json").is_file()
@@ -91,6 +92,6 @@ def test_no_layout_puts_an_item_on_a_reserved_name(
         fixed = 1 if kind == "template" or not dated else 0  # `templates/`, `undated/`
         assert not any(part.lower() in RESERVED for part in folder.parts[1 + fixed :])
         if kind == "template" or not dated or layout == "{id}":
-            assert original_name(folder.name) == name
+            assert unquote(folder.name, errors="surrogatepass") == name
         assert folder not in seen
         seen.add(folder)

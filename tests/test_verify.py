@@ -10,6 +10,7 @@ import pytest
 
 from archiver.commands import verify
 from archiver.standin import StandIn
+from archiver.store import hashing
 from archiver.store.manifest import MANIFEST, ManifestStore
 from tests.support import config_dict, run_cli, write_config
 
@@ -69,7 +70,7 @@ async def test_verify_finds_each_damage_and_the_next_run_repairs_it(
     assert [p.parent.name for p in kept] == [flipped.name]  # the damaged bytes, kept aside
 
 
-@pytest.mark.parametrize("read_size", [verify.READ_SIZE, 97], ids=["one-block", "many-blocks"])
+@pytest.mark.parametrize("read_size", [hashing.READ_BLOCK, 97], ids=["one-block", "many-blocks"])
 async def test_every_byte_counts_inline_and_in_worker_threads(
     standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_size: int
 ) -> None:
@@ -89,7 +90,7 @@ async def test_every_byte_counts_inline_and_in_worker_threads(
         video.write_bytes(content + b"\0" if change > 0 else content[:-1])
         expected[folder.name] = f"video.mp4: size {len(content) + change}, expected {len(content)}"
 
-    monkeypatch.setattr(verify, "READ_SIZE", read_size)
+    monkeypatch.setattr(hashing, "READ_BLOCK", read_size)
     monkeypatch.setattr(verify, "SIDECAR_READ", min(read_size, verify.SIDECAR_READ))
     manifest = ManifestStore.open(archive / MANIFEST, readonly=True)
     try:

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import html
 import io
-import itertools
 import json
 import math
 import os
 import re
 import secrets
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -42,10 +39,11 @@ from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
 from archiver.sources import Source, source_types
 from archiver.sources.base import RecordView
 from archiver.store.archivefs import Folder, atomic_file, open_root
+from archiver.store.manifest import MANIFEST, ManifestStore
+from archiver.store.queries import CatalogItem
 
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
-MANIFEST_NAME = "manifest.sqlite3"
 SIDECAR_NAME = "metadata.json"
 DATA_FORMAT = 1
 
@@ -55,29 +53,6 @@ _PROMPT_LIMIT = 2000
 # A path of unreserved URL characters only is already a relative URL as it stands.
 _PLAIN_PATH = re.compile(r"[\w.~-]+(?:/[\w.~-]+)*", re.ASCII)
 
-# One pass over `items` in primary-key order, its files joined: no sort, rows streamed.
-_ITEMS_SQL = """
-SELECT i.source, i.kind, i.item_id, i.folder, i.created_at, i.archived_at,
-       f.role, f.name, f.path, f.url, f.bytes, f.current
-FROM items AS i
-LEFT JOIN files AS f ON f.source = i.source AND f.kind = i.kind AND f.item_id = i.item_id
-WHERE i.state = 'archived'
-ORDER BY i.source, i.kind, i.item_id
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One archived row of `items`, with its `files` rows."""
-
-    source: str
-    kind: str
-    id: str
-    folder: str
-    created_at: str | None
-    archived_at: str | None
-    files: tuple[tuple[Any, ...], ...]  # (role, name, path, url, bytes, current)
-
 
 def write_catalog(archive_dir: Path) -> Path:
     """Rebuild `index.html` and `index-data.js` in `archive_dir`; return the page's path.
@@ -86,53 +61,32 @@ def write_catalog(archive_dir: Path) -> Path:
     Raises `ManifestError` when the manifest is missing or unreadable and `ArchiveWriteError`
     when the files cannot be written.
     """
-    manifest = archive_dir / MANIFEST_NAME
-    if not manifest.is_file():
-        raise ManifestError(f"cannot build the catalog: no manifest at {manifest}")
+    path = archive_dir / MANIFEST
+    if not path.is_file():
+        raise ManifestError(f"cannot build the catalog: no manifest at {path}")
     token = secrets.token_hex(8)
     built_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        connection = _connect(manifest)
-    except sqlite3.Error as exc:
-        raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
+    # Read-only: never takes a write lock; in WAL mode a reader sees the last commit and waits
+    # for nobody.
+    manifest = ManifestStore.open(path, readonly=True)
     try:
         root = open_root(archive_dir)
     except ArchiverError:
-        connection.close()
+        manifest.close()
         raise
     try:
-        with _atomic_text(root, DATA_NAME) as out:
-            counts = _write_data(connection, archive_dir, out, token, built_at)
+        with _atomic_text(root, DATA_NAME) as out:  # one query: one snapshot of the manifest
+            counts = _write_data(manifest, archive_dir, out, token, built_at)
         with _atomic_text(root, INDEX_NAME) as out:
             out.write(_render_page(token, built_at, counts))
-    except sqlite3.Error as exc:
-        raise ManifestError(f"cannot read the manifest {manifest}: {exc}") from exc
     finally:
-        connection.close()
+        manifest.close()
         os.close(root.fd)
     return archive_dir / INDEX_NAME
 
 
-def _connect(manifest: Path) -> sqlite3.Connection:
-    # mode=ro: never take a write lock; in WAL mode a reader sees the last commit and waits
-    # for nobody. isolation_level=None so that our explicit BEGIN is the only transaction.
-    uri = f"{manifest.resolve().as_uri()}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None)
-    connection.execute("BEGIN")  # one snapshot for every query of this build
-    return connection
-
-
-def _read_items(connection: sqlite3.Connection) -> Iterator[_Item]:
-    rows = connection.execute(_ITEMS_SQL)
-    for key, group in itertools.groupby(rows, key=lambda row: row[:3]):
-        group_rows = list(group)
-        first = group_rows[0]
-        files = tuple(row[6:] for row in group_rows if row[6] is not None)
-        yield _Item(str(key[0]), str(key[1]), str(key[2]), str(first[3]), first[4], first[5], files)
-
-
 def _write_data(
-    connection: sqlite3.Connection, archive_dir: Path, out: TextIO, token: str, built_at: str
+    manifest: ManifestStore, archive_dir: Path, out: TextIO, token: str, built_at: str
 ) -> dict[str, Any]:
     """Stream every task into `out` as it is read; keep only templates and counts in memory."""
     sources: dict[str, dict[str, Any]] = {}
@@ -141,7 +95,7 @@ def _write_data(
     out.write(f'window.ARCHIVER_CATALOG = {{"format": {DATA_FORMAT}, ')
     out.write(f'"token": {_js(token)}, "built": {_js(built_at)},\n"tasks": [\n')
     separator = ""
-    for item in _read_items(connection):
+    for item in manifest.catalog_items():
         entry = _entry(archive_dir, item)
         totals = sources.setdefault(
             item.source, {"type": None, "tasks": 0, "templates": 0, "bytes": 0}
@@ -166,7 +120,7 @@ def _write_data(
     }
 
 
-def _entry(archive_dir: Path, item: _Item) -> dict[str, Any]:
+def _entry(archive_dir: Path, item: CatalogItem) -> dict[str, Any]:
     """What the page needs of one item: its texts, relative links and the state of its files."""
     # Plain strings, not Path: pathlib's parsing alone would cost a second at 20,000 items.
     root = os.fspath(archive_dir)

@@ -76,7 +76,7 @@ def run_demo(directory: Path, *, tasks: int, interactive: bool, verbosity: int) 
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot create {directory}: {exc.strerror}") from None
+        raise ArchiveWriteError(f"cannot create {directory}: {exc.strerror}") from exc
     # Real pictures and videos, so the catalog the demo writes shows covers and plays videos.
     spec = DatasetSpec(
         vth_tasks=tasks,

@@ -20,7 +20,8 @@ from typing import IO, Any, TypeVar
 
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ConfigError, UsageError
-from archiver.pipeline.job import ArchiveJob, Progress
+from archiver.pipeline.job import ArchiveJob
+from archiver.pipeline.listing import Progress
 from archiver.reporting.console import BarProgress, NoProgress, summary_lines
 from archiver.reporting.redact import REDACT
 from archiver.reporting.runreport import report_document, write_report
@@ -86,17 +87,17 @@ def create_archive_dir(config: Config) -> None:
     where = f"{config.path}: archive_dir"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"{where}: not a folder: {_in_the_way(folder)}") from None
-    except PermissionError:
-        raise ConfigError(f"{where}: permission denied: {folder}") from None
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConfigError(f"{where}: not a folder: {_in_the_way(folder)}") from exc
+    except PermissionError as exc:
+        raise ConfigError(f"{where}: permission denied: {folder}") from exc
     except OSError as exc:
         # /proc and the like refuse a new folder with ENOENT, which reads as nonsense.
         if exc.errno == errno.ENOENT:
             reason = f"{_deepest_existing(folder)} takes no new folders"
         else:
             reason = exc.strerror or str(exc)
-        raise ConfigError(f"{where}: cannot create {folder}: {reason}") from None
+        raise ConfigError(f"{where}: cannot create {folder}: {reason}") from exc
 
 
 def _in_the_way(folder: Path) -> Path:

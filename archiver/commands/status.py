@@ -14,6 +14,7 @@ from typing import Any
 
 from archiver.reporting.console import human_bytes
 from archiver.store.manifest import ManifestStore
+from archiver.store.queries import RunRow
 
 RECENT_RUNS = 5
 
@@ -66,11 +67,8 @@ def archive_status(
     template_sources: Collection[str] = (),
 ) -> ArchiveStatus:
     """Read the standing of every source, and the recent runs, from the manifest."""
-    db = manifest.db
     sources: dict[str, SourceStatus] = {}
-    for source, kind, state, count in db.execute(
-        "SELECT source, kind, state, count(*) FROM items GROUP BY source, kind, state"
-    ):
+    for source, kind, state, count in manifest.item_counts():
         s = sources.setdefault(source, SourceStatus())
         if state == "archived":
             if kind == "task":
@@ -81,25 +79,16 @@ def archive_status(
             s.failed += count
         else:
             s.pending += count
-    for source, files, size in db.execute(
-        "SELECT source, count(*), coalesce(sum(bytes), 0) FROM files GROUP BY source"
-    ):
+    for source, files, size in manifest.file_totals():
         s = sources.setdefault(source, SourceStatus())
         s.files, s.bytes = files, size
     for source, s in sources.items():
         s.failures = [
             {"kind": kind, "id": item_id, "error": error or ""}
-            for kind, item_id, error in db.execute(
-                "SELECT kind, item_id, last_error FROM items WHERE source = ? AND state = "
-                "'failed' ORDER BY item_id LIMIT ?",
-                (source, failures_listed),
-            )
+            for kind, item_id, error in manifest.failures(source, failures_listed)
         ]
         s.last_full_listing = manifest.source_state(source)[0]
-    runs = [
-        _run_record(r)
-        for r in db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (RECENT_RUNS,))
-    ]
+    runs = [_run_record(r) for r in manifest.recent_runs(RECENT_RUNS)]
     # A source whose listing failed may have nothing archived yet: it is shown all the same.
     latest = next((run for run in runs if run.finished_at is not None), None)
     for name, reason in (latest.listing_errors if latest else {}).items():
@@ -114,15 +103,15 @@ def archive_status(
     )
 
 
-def _run_record(row: Any) -> RunRecord:
-    totals = json.loads(row["summary"]) if row["summary"] else {}
+def _run_record(row: RunRow) -> RunRecord:
+    totals = json.loads(row.summary) if row.summary else {}
     return RunRecord(
-        id=row["id"],
-        command=row["command"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        exit_status=row["exit_status"],
-        duration=_seconds_between(row["started_at"], row["finished_at"]),
+        id=row.id,
+        command=row.command,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_status=row.exit_status,
+        duration=_seconds_between(row.started_at, row.finished_at),
         listing_errors=totals.pop("listing_errors", None) or {},
         fatal=totals.pop("fatal", None),
         totals=totals,

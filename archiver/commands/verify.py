@@ -2,9 +2,10 @@
 
 The work is one pass over the archived items in folder order: each item's files are hashed and
 its sidecar parsed right after, so the folder is read while its directory entries are cached.
-The manifest is read with one query as plain tuples, and files are opened, read and hashed with
-`os` calls on plain strings: at thousands of small files, pathlib objects, buffered file objects
-and per-file dataclasses cost more than the hashing itself (sha256 runs at over 1 GB/s).
+The manifest is read with one query as plain tuples (`archived_for_verify`), and files are
+opened, read and hashed with `os` calls on plain strings (`store.hashing`): at thousands of
+small files, pathlib objects, buffered file objects and per-file dataclasses cost more than the
+hashing itself (sha256 runs at over 1 GB/s).
 
 Items are checked in chunks; a chunk with many bytes (large files) goes to a worker thread, where
 reads and hashing of large blocks run without the GIL, side by side. A problem is reported by
@@ -17,7 +18,6 @@ the files the manifest does not know (see `payload`); they are left in place.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -33,16 +33,15 @@ from typing import Any
 from archiver.config.settings import Config
 from archiver.errors import ArchiverError, UsageError
 from archiver.reporting.console import byte_bar, human_bytes
+from archiver.store.hashing import open_for_hashing, sha256_file
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.paths import safe_name, within
 from archiver.store.payload import Payload, find_strays, quarantine
+from archiver.store.queries import VerifyItem
 from archiver.store.sidecar import SIDECAR
 
 log = logging.getLogger("archiver")
-# Never through a link (a link in the payload is damage), never waiting on a FIFO.
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-READ_SIZE = 1 << 20  # files are read and hashed in blocks of this size
 SIDECAR_READ = 1 << 16  # a sidecar is a few KiB: a 1 MiB buffer for each costs more than a read
 CHUNK = 64  # items checked as one unit of work
 # A unit of work with at least this many bytes goes to a worker thread. Smaller ones are
@@ -75,10 +74,6 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-# One file to check: (name, path relative to the archive, bytes, sha256, current).
-_File = tuple[str, str, int, str, bool]
-# One archived item: (source, kind, item_id, folder, its files).
-_Item = tuple[str, str, str, str, list[_File]]
 # What checking some items found: (problems, files checked, bytes checked).
 _Checked = tuple[list[Problem], int, int]
 
@@ -93,7 +88,7 @@ def verify_archive(
     progress: Callable[[int], None] = lambda n: None,
 ) -> VerifyResult:
     """Check every archived file (and sidecar) of `sources` (all if empty)."""
-    items = _archived_items(manifest, sources)
+    items = manifest.archived_for_verify(sources)
     result = VerifyResult(items=len(items))
     base = f"{root}/"
     threads = workers or min(4, os.cpu_count() or 1)
@@ -118,9 +113,9 @@ def verify_archive(
     return result
 
 
-def _chunks(items: list[_Item]) -> Iterator[tuple[list[_Item], int]]:
+def _chunks(items: list[VerifyItem]) -> Iterator[tuple[list[VerifyItem], int]]:
     """Runs of items, up to CHUNK items or POOL_BYTES of files, with their size."""
-    chunk: list[_Item] = []
+    chunk: list[VerifyItem] = []
     size = 0
     for item in items:
         chunk.append(item)
@@ -146,34 +141,7 @@ def _take(
     progress(size)
 
 
-def _archived_items(manifest: ManifestStore, sources: tuple[str, ...]) -> list[_Item]:
-    query = (
-        "SELECT i.source, i.kind, i.item_id, i.folder, f.name, f.path, f.bytes, f.sha256, "
-        "f.current FROM items i LEFT JOIN files f USING (source, kind, item_id) "
-        "WHERE i.state = 'archived'"
-    )
-    if sources:
-        query += f" AND i.source IN ({','.join('?' * len(sources))})"
-    query += " ORDER BY i.folder, i.source, i.kind, i.item_id, f.path"
-    cursor = manifest.db.cursor()
-    cursor.row_factory = None  # plain tuples: sqlite3.Row's access by name costs per file
-    items: list[_Item] = []
-    files: list[_File] = []
-    last: tuple[str, str, str] | None = None
-    for source, kind, item_id, folder, name, path, size, sha256, current in cursor.execute(
-        query, sources
-    ):
-        key = (source, kind, item_id)
-        if key != last:
-            last = key
-            files = []
-            items.append((source, kind, item_id, folder, files))
-        if name is not None:  # an archived item with no file rows still has a sidecar
-            files.append((name, path, size, sha256, bool(current)))
-    return items
-
-
-def _check_items(base: str, items: list[_Item], quick: bool) -> _Checked:
+def _check_items(base: str, items: list[VerifyItem], quick: bool) -> _Checked:
     problems: list[Problem] = []
     count = 0
     total = 0
@@ -197,7 +165,7 @@ def _check_file(
     base: str, path: str, expected: int, sha256: str, quick: bool
 ) -> tuple[str | None, int]:
     try:
-        fd = os.open(within(base, path), READ_FLAGS)
+        fd = open_for_hashing(within(base, path))
     except FileNotFoundError:
         return "missing", 0
     except OSError as exc:
@@ -210,23 +178,17 @@ def _check_file(
             if size != expected:
                 return f"size {size}, expected {expected}", 0
             return None, size
-        digest = hashlib.sha256()
-        size = 0
-        # Reads one byte past the expected end, so a longer file is caught by the same reads
-        # that hash it; a small file is one read of its whole size and one read that finds EOF.
-        while size <= expected:
-            block = os.read(fd, min(READ_SIZE, expected + 1 - size))
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
+        # One byte past the expected end, so a longer file is caught by the same reads that
+        # hash it.
+        hashed = sha256_file(fd, limit=expected + 1)
+        size = hashed.size
         if size != expected:
             return f"size {os.fstat(fd).st_size}, expected {expected}", 0
     except OSError as exc:
         return f"unreadable ({exc})", 0
     finally:
         os.close(fd)
-    if digest.hexdigest() != sha256:
+    if hashed.hexdigest() != sha256:
         return "content changed (sha256 differs)", size
     return None, size
 
@@ -239,7 +201,7 @@ def _unreadable(exc: OSError) -> str:
 
 def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | None:
     try:
-        fd = os.open(within(base, folder) + "/" + SIDECAR, READ_FLAGS)
+        fd = open_for_hashing(within(base, folder) + "/" + SIDECAR)
     except FileNotFoundError:
         return "missing"
     except OSError as exc:
@@ -291,14 +253,7 @@ def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem
             if what != "missing" and not _move_aside(manifest, root, p, name, stamp):
                 stuck.add(key)
     keys = {(p.source, p.kind, p.item_id) for p in problems} - stuck
-    with manifest.db:
-        for (source, kind, item_id), names in damaged_files.items():
-            if (source, kind, item_id) in stuck:
-                continue
-            manifest.db.executemany(
-                "DELETE FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
-                [(source, kind, item_id, n) for n in names],
-            )
+    manifest.forget_files({key: names for key, names in damaged_files.items() if key not in stuck})
     manifest.mark_pending(keys, "verify found damage")
 
 
@@ -306,19 +261,16 @@ def _move_aside(
     manifest: ManifestStore, root: Path, problem: Problem, name: str, stamp: str
 ) -> bool:
     """Quarantine one damaged file; False (and a line saying why) if it cannot be moved."""
-    row = manifest.db.execute(
-        "SELECT path FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
-        (problem.source, problem.kind, problem.item_id, name),
-    ).fetchone()
-    if row is None:
+    path = manifest.file_path(problem.source, problem.kind, problem.item_id, name)
+    if path is None:
         return True
     try:
-        moved = quarantine(root, row["path"], stamp)
+        moved = quarantine(root, path, stamp)
     except (ArchiverError, ValueError) as exc:
-        log.error("%s: cannot quarantine %s: %s", problem.line(), row["path"], exc)
+        log.error("%s: cannot quarantine %s: %s", problem.line(), path, exc)
         return False
     if moved is not None:
-        log.info("%s: damaged bytes kept in %s", row["path"], moved)
+        log.info("%s: damaged bytes kept in %s", path, moved)
     return True
 
 

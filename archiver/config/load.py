@@ -14,7 +14,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,10 +51,10 @@ def load_config(
     env = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file (see config.example.yaml)") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
     document = read_yaml(text, path)
     raw = document.data
     if not isinstance(raw, dict):
@@ -62,7 +62,7 @@ def load_config(
     try:
         return _build_config(path, _expand_used(raw, env, path, sources, notify))
     except ConfigError as exc:
-        raise ConfigError(document.locate(str(exc), path)) from None
+        raise ConfigError(document.locate(str(exc), path)) from exc
 
 
 def _expand_used(
@@ -125,24 +125,9 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
     notify = _build_notify(raw.pop("notify", None), path)
     if "archive_dir" not in raw:
         raise ConfigError(f"{path}: archive_dir: missing (where the archive is kept)")
-    top = _build(_TopLevel, raw, path, "")
+    top = _settings(Config, raw, path, "", skip=_NOT_TOP_LEVEL, hints=_GIVEN_AS_TEXT)
     http = _build(HttpSettings, http_raw, path, "http")
     sources = _build_sources(sources_raw, path)
-    archive_dir = Path(top.archive_dir).expanduser()
-    if not archive_dir.is_absolute():
-        archive_dir = path.resolve().parent / archive_dir
-    _check_layout(top.layout, path)
-    _check_positive(path, "concurrency", top.concurrency)
-    _check_positive(path, "max_file_bytes", top.max_file_bytes)
-    _check_positive(path, "http.retries", http.retries)
-    _check_positive(path, "http.max_response_bytes", http.max_response_bytes)
-    for key in ("min_free_space", "http.low_speed_limit"):
-        value = getattr(http, key[5:]) if key.startswith("http.") else top.min_free_space
-        if value < 0:
-            raise ConfigError(f"{path}: {key}: must not be negative, got {value}")
-    for key in ("connect_timeout", "read_timeout", "low_speed_time"):
-        if getattr(http, key) <= 0:
-            raise ConfigError(f"{path}: http.{key}: must be greater than 0")
     secrets = frozenset(
         value
         for source in sources
@@ -150,42 +135,54 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
         for f in dataclasses.fields(source.settings)
         if f.metadata.get("secret") and (value := getattr(source.settings, f.name))
     ) | (notify.secrets() if notify is not None else frozenset())
-    metrics_file = Path(top.metrics_file).expanduser() if top.metrics_file else None
-    if metrics_file is not None and not metrics_file.is_absolute():
-        metrics_file = path.resolve().parent / metrics_file
-    return Config(
+    archive_dir = _beside(path, top.pop("archive_dir"))
+    assert archive_dir is not None  # a required key: `_settings` said so if it was missing
+    config = Config(
         path=path,
         archive_dir=archive_dir,
-        concurrency=top.concurrency,
-        max_file_bytes=top.max_file_bytes,
-        min_free_space=top.min_free_space,
-        bandwidth_limit=top.bandwidth_limit,
-        layout=top.layout,
-        durability=top.durability,
-        keep_reports=top.keep_reports,
-        catalog=top.catalog,
+        metrics_file=_beside(path, top.pop("metrics_file", None)),
+        **top,
         http=http,
         sources=sources,
         secrets=secrets,
         notify=notify or NotifySettings(),
-        metrics_file=metrics_file,
-        demo=top.demo,
     )
+    _check_config(config)
+    return config
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _TopLevel:
-    archive_dir: str
-    concurrency: int = 8
-    max_file_bytes: int = 64 * 1024**3
-    min_free_space: int = 1024**3
-    bandwidth_limit: int = 0
-    layout: str = "{year}/{month}/{id}"
-    durability: typing.Literal["fsync", "none"] = "fsync"
-    keep_reports: int = 100
-    catalog: bool = True
-    metrics_file: str | None = None
-    demo: bool = False
+# Fields of `Config` that are not plain top-level settings: sections built on their own, and
+# what the loader works out. Every other field is a top-level key, with `Config`'s default.
+_NOT_TOP_LEVEL = frozenset({"path", "http", "sources", "secrets", "notify"})
+# Paths are written as text and taken relative to the config file's folder (`_beside`).
+_GIVEN_AS_TEXT: dict[str, Any] = {"archive_dir": str, "metrics_file": str | None}
+
+
+def _beside(config_path: Path, value: str | None) -> Path | None:
+    """`value` as a path, relative ones taken from the config file's folder."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else config_path.resolve().parent / path
+
+
+def _check_config(config: Config) -> None:
+    """The checks of values that their types alone do not make."""
+    path, http = config.path, config.http
+    _check_layout(config.layout, path)
+    _check_positive(path, "concurrency", config.concurrency)
+    _check_positive(path, "max_file_bytes", config.max_file_bytes)
+    _check_positive(path, "http.retries", http.retries)
+    _check_positive(path, "http.max_response_bytes", http.max_response_bytes)
+    for key, value in (
+        ("min_free_space", config.min_free_space),
+        ("http.low_speed_limit", http.low_speed_limit),
+    ):
+        if value < 0:
+            raise ConfigError(f"{path}: {key}: must not be negative, got {value}")
+    for key in ("connect_timeout", "read_timeout", "low_speed_time"):
+        if getattr(http, key) <= 0:
+            raise ConfigError(f"{path}: http.{key}: must be greater than 0")
 
 
 def _build_notify(raw: Any, path: Path) -> NotifySettings | None:
@@ -202,11 +199,11 @@ def _build_notify(raw: Any, path: Path) -> NotifySettings | None:
     if notify.urls:
         try:
             import apprise  # noqa: F401  (only whether it is there)
-        except ImportError:
+        except ImportError as exc:
             raise ConfigError(
                 f"{path}: notify.urls: needs Apprise, which is not installed: "
                 "pip install 'archiver[notify]'"
-            ) from None
+            ) from exc
     return notify
 
 
@@ -261,13 +258,30 @@ SettingsT = TypeVar("SettingsT")
 
 def _build(cls: type[SettingsT], raw: Any, path: Path, prefix: str) -> SettingsT:
     """Build the dataclass `cls` from a mapping, naming any bad key."""
+    return cls(**_settings(cls, raw, path, prefix))
+
+
+def _settings(
+    cls: type[Any],
+    raw: Any,
+    path: Path,
+    prefix: str,
+    *,
+    skip: frozenset[str] = frozenset(),
+    hints: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values given in `raw` for the fields of `cls` (but `skip`), each checked.
+
+    A field left out takes the dataclass's own default, so a default is written once, there.
+    `hints` overrides the type of a field as the file gives it.
+    """
     where = prefix or "the top level"
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {where}: expected a mapping of settings")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    types_of = typing.get_type_hints(cls) | (hints or {})
     for key in raw:
         if key not in fields:
             raise ConfigError(f"{path}: {_join(prefix, str(key))}: unknown setting")
@@ -275,15 +289,20 @@ def _build(cls: type[SettingsT], raw: Any, path: Path, prefix: str) -> SettingsT
     for name, f in fields.items():
         key = _join(prefix, name)
         if name in raw:
-            try:
-                values[name] = _coerce(raw[name], hints[name], f"{path}: {key}")
-            except ConfigError:
-                if f.metadata.get("secret"):  # never echo a credential, even a malformed one
-                    raise ConfigError(f"{path}: {key}: expected text") from None
-                raise
+            values[name] = _checked(raw[name], types_of[name], f"{path}: {key}", f)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{path}: {key}: missing")
-    return cls(**values)
+    return values
+
+
+def _checked(value: Any, hint: Any, where: str, f: dataclasses.Field[Any]) -> Any:
+    try:
+        return _coerce(value, hint, where)
+    except ConfigError:
+        if f.metadata.get("secret"):  # never echo a credential, even a malformed one
+            # Not chained: the cause's message holds the malformed value.
+            raise ConfigError(f"{where}: expected text") from None
+        raise
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -306,27 +325,51 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
-        ):
-            raise ConfigError(f"{where}: expected a mapping of names to text values")
-        return {k: str(v) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if value < 0:
-            raise ConfigError(f"{where}: must not be negative, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected text, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+        return _text_mapping(value, where)
+    scalar = _SCALARS.get(hint)
+    if scalar is None:
+        raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+    return scalar(value, where)
+
+
+def _text_mapping(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
+    ):
+        raise ConfigError(f"{where}: expected a mapping of names to text values")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    return value
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return str(value)
+
+
+# The checks of plain values, by type (a bool is an int to Python, never to a setting).
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+}

@@ -52,11 +52,11 @@ def read_yaml(text: str, path: Path) -> ConfigYaml:
         lines = _key_lines(node, path)
         return ConfigYaml(loader.construct_document(node), lines)
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError(describe_yaml_error(exc, path)) from None
+        raise ConfigError(describe_yaml_error(exc, path)) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except RecursionError:  # PyYAML recurses once per level of nesting
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # PyYAML recurses once per level of nesting
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from exc
     finally:
         loader.dispose()
 

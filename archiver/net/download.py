@@ -62,7 +62,6 @@ MAX_BLOCK = 1 << 22  # the most gathered in memory before a write, for a large f
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
-FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 451})
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +220,7 @@ class _Fetch:
         # a few bytes, since it is what tells an expired URL from a missing file.
         explained = S3_MESSAGE.search(await response.head_of_body())
         why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
-        raise HttpStatusError(f"HTTP {status}{why}", status=status)
+        raise HttpStatusError(f"HTTP {status}{why}")
 
     def _check_range(self, response: MediaResponse, resume: Resume) -> _Span:
         """The span of a 206, if it is the range asked for and fits the file as announced.

@@ -88,7 +88,7 @@ class MediaResponse:
             try:
                 chunk = await content.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise RetryableError(self._client.describe(exc)) from None
+                raise RetryableError(self._client.describe(exc)) from exc
             if not chunk:
                 return
             if floor is not None:
@@ -203,26 +203,13 @@ class HttpClient:
             trace = f" (trace_id {trace_id})" if trace_id else ""
             if code in profile.retry_codes or code in profile.throttle_codes:
                 wait = THROTTLE_WAIT if code in profile.throttle_codes else None
-                raise RetryableError(
-                    f"code {code} {message}{trace}".strip(),
-                    code=code,
-                    trace_id=trace_id,
-                    retry_after=wait,
-                )
+                raise RetryableError(f"code {code} {message}{trace}".strip(), retry_after=wait)
             if code in profile.auth_codes:
                 raise CredentialsRejected(f"credentials rejected: code {code} {message}{trace}")
-            raise ApiError(
-                f"the API answered code {code} {message}{trace}",
-                code=code if isinstance(code, int) else None,
-                trace_id=trace_id,
-            )
+            raise ApiError(f"the API answered code {code} {message}{trace}")
 
         def final(exc: RetryableError) -> Exception:
-            return ApiError(
-                f"giving up after {self.retry.attempts} attempts: {exc}",
-                code=exc.code,
-                trace_id=exc.trace_id,
-            )
+            return ApiError(f"giving up after {self.retry.attempts} attempts: {exc}")
 
         return await self.retry.run(attempt, f"{profile.service} {url}", final)
 
@@ -245,7 +232,7 @@ class HttpClient:
                 # Only a success's body is used: the others are not read at all.
                 body = await self._read_answer(response) if 200 <= status < 300 else b""
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableError(self.describe(exc)) from None
+            raise RetryableError(self.describe(exc)) from exc
         finally:
             if answered is not None:
                 answered()
@@ -263,8 +250,8 @@ class HttpClient:
             raise ApiError(f"the API answered HTTP {status}")
         try:
             doc = loads_bounded(body)
-        except ValueError:
-            raise MalformedResponse("the answer is not JSON") from None
+        except ValueError as exc:
+            raise MalformedResponse("the answer is not JSON") from exc
         if not isinstance(doc, dict) or "code" not in doc:
             raise MalformedResponse("the answer is not a JSON object with a code")
         return doc
@@ -323,10 +310,13 @@ class HttpClient:
             # URL may carry a signature.
             scheme = str(exc.args[0] if exc.args else "").split(":", 1)[0][:20]
             told = f" ({scheme}:)" if scheme.isascii() and scheme.isalnum() else ""
+            # Not chained: the cause's text is the whole URL, signature and all.
             raise TransferError(f"redirected to a non-http URL{told}") from None
         except aiohttp.InvalidUrlRedirectClientError:
-            raise TransferError("redirected to an invalid URL") from None
+            raise TransferError("redirected to an invalid URL") from None  # as above
         except (aiohttp.InvalidURL, aiohttp.TooManyRedirects) as exc:
-            raise TransferError(f"cannot follow the URL: {type(exc).__name__}") from None
+            raise TransferError(
+                f"cannot follow the URL: {type(exc).__name__}"
+            ) from None  # as above
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableError(self.describe(exc)) from None
+            raise RetryableError(self.describe(exc)) from exc

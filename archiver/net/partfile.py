@@ -32,6 +32,7 @@ from typing import Any
 from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, RetryableError
 from archiver.store.archivefs import path_error
 from archiver.store.freespace import FreeSpace
+from archiver.store.hashing import Hasher, open_for_hashing, sha256_file
 
 # Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
 # hops that they cost nothing next to the network.
@@ -236,7 +237,7 @@ def resume_state(folder: str, stem: str, part: str, meta: str) -> Resume:
     except FileNotFoundError:
         return Resume(0, None, None)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from None
+        raise ArchiveWriteError(f"cannot read {folder}: {exc.strerror}") from exc
     final = re.compile(re.escape(stem) + r"\.[A-Za-z0-9]{1,10}")
     part_name, meta_name = os.path.basename(part), os.path.basename(meta)
     orphan = next((n for n in names if final.fullmatch(n) and n != part_name), None)
@@ -288,27 +289,17 @@ def _write_error(path: str, exc: OSError) -> ArchiverError:
     return path_error(path, exc)
 
 
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | NOFOLLOW)
-
-
-def _hash_into(path: str, hasher: Any, size: int) -> None:
-    with open(path, "rb", opener=_nofollow) as source:
-        remaining = size
-        while remaining > 0:
-            block = source.read(min(BLOCK, remaining))
-            if not block:
-                raise RetryableError("the .part file shrank while resuming", retry_after=0)
-            hasher.update(block)
-            remaining -= len(block)
+def _hash_into(path: str, hasher: Hasher, size: int) -> None:
+    if sha256_file(path, limit=size, hasher=hasher).size < size:
+        raise RetryableError("the .part file shrank while resuming", retry_after=0)
 
 
 def hash_file(path: str, last: bytes) -> str | None:
     """The file's sha256, or None unless its last byte is `last`."""
-    hasher = hashlib.sha256()
-    tail = b""
-    with open(path, "rb", opener=_nofollow) as source:
-        while block := source.read(BLOCK):
-            hasher.update(block)
-            tail = block[-1:]
-    return hasher.hexdigest() if tail == last else None
+    fd = open_for_hashing(path)
+    try:
+        hashed = sha256_file(fd)
+        tail = os.pread(fd, 1, hashed.size - 1) if hashed.size else b""
+    finally:
+        os.close(fd)
+    return hashed.hexdigest() if tail == last else None

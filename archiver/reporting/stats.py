@@ -46,6 +46,7 @@ class SourceStats:
             self.rejections.append({"id": item_id, "reason": reason})
 
     def as_dict(self) -> dict[str, Any]:
+        """The statistics as the run report writes them."""
         return {
             "listed": self.listed,
             "succeeded_upstream": self.succeeded,
@@ -80,6 +81,7 @@ class RunStats:
     warnings: list[str] = field(default_factory=list)  # about the run, not an item (notify)
 
     def source(self, name: str) -> SourceStats:
+        """The statistics of one source, made at its first mention."""
         return self.sources.setdefault(name, SourceStats())
 
     @property
@@ -94,6 +96,7 @@ class RunStats:
         return 0
 
     def total(self, name: str) -> int:
+        """A count (`archived`, `failed`, ...) summed over the sources."""
         return sum(int(getattr(s, name)) for s in self.sources.values())
 
     @property

@@ -51,6 +51,7 @@ class ChanjingToken:
 
     @property
     def can_mint(self) -> bool:
+        """Whether an app id and secret key are configured, so a new token can be asked for."""
         return bool(self._app_id and self._secret_key)
 
     async def get(self) -> str:

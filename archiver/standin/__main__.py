@@ -62,7 +62,7 @@ def parse_fault(text: str) -> Fault:
         fields = json.loads(text)
         return Fault(**fields)
     except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(f"not a fault: {text!r} ({exc})") from None
+        raise argparse.ArgumentTypeError(f"not a fault: {text!r} ({exc})") from exc
 
 
 async def serve(args: argparse.Namespace) -> None:

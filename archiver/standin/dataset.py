@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from archiver.standin import generate
+from archiver.standin import account, generate
 from archiver.standin.content import MediaContents, MediaFile
 
 # `chanjing` is the lip-sync list; `cj_video`, `cj_avatar` and `cj_ai` the account's others.
@@ -48,9 +48,9 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _HEX32 = re.compile(r"(?:C-)?[0-9a-f]{32}")
 _GENERATORS = {
     "chanjing": generate.chanjing_record,
-    "cj_video": generate.cj_video_record,
-    "cj_avatar": generate.cj_avatar_record,
-    "cj_ai": generate.ai_record,
+    "cj_video": account.cj_video_record,
+    "cj_avatar": account.cj_avatar_record,
+    "cj_ai": account.ai_record,
 }
 # What a correct archiver archives of each list: (state key, the succeeded value).
 _SUCCEEDED: dict[Service, tuple[str, object]] = {

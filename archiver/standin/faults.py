@@ -93,7 +93,7 @@ class Faults:
         return fault
 
     def clear(self) -> None:
-        """Disarm every rule (the fired counts stay until `reset_counts`)."""
+        """Disarm every rule (the fired counts stay)."""
         self.rules.clear()
 
     def take(self, path: str, page: int | None = None) -> Fault | None:
@@ -112,7 +112,3 @@ class Faults:
     def fired_counts(self) -> dict[str, int]:
         """Requests hit, per fault kind."""
         return dict(self._fired)
-
-    def reset_counts(self) -> None:
-        """Forget the fired counts per kind."""
-        self._fired.clear()

@@ -79,10 +79,6 @@ class StandIn:
         """The base URL of the media host (the records' media URLs start with it by default)."""
         return self._url(1)
 
-    def add_chanjing_app(self, app_id: str, secret_key: str) -> None:
-        """Let another Chanjing app id mint tokens (all apps see the same videos)."""
-        self.api.chanjing_apps[app_id] = secret_key
-
     def expire_chanjing_tokens(self) -> None:
         """Let every Chanjing token expire now, the ready one included (code 10400 follows)."""
         self.api.expire_tokens()

@@ -14,13 +14,11 @@ from pathlib import Path
 from stat import S_ISREG
 
 from archiver.store.archivefs import Folder, archive_folder, atomic_file, path_error
+from archiver.store.hashing import open_for_hashing, sha256_file
 from archiver.store.manifest import ManifestStore
 from archiver.store.paths import safe_name
 
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-
 FILE_NAME = "SHA256SUMS"
-READ_BLOCK = 1 << 20
 
 
 def write_checksums(manifest: ManifestStore, archive_dir: Path, source: str) -> Path:
@@ -63,19 +61,17 @@ def _digest(folder: Folder) -> bytes | None:
     A link or a FIFO there is not opened (`O_NOFOLLOW`, `O_NONBLOCK`): the rename that follows
     replaces it, and a folder there makes that rename fail with an error naming it.
     """
-    hasher = hashlib.sha256()
     try:
-        fd = os.open(FILE_NAME, READ_FLAGS, dir_fd=folder.fd)
+        fd = open_for_hashing(FILE_NAME, dir_fd=folder.fd)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP):
             return None
         raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
-    with open(fd, "rb") as source:
+    try:
         if not S_ISREG(os.fstat(fd).st_mode):
             return None
-        try:
-            while block := source.read(READ_BLOCK):
-                hasher.update(block)
-        except OSError as exc:
-            raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
-    return hasher.digest()
+        return sha256_file(fd).hasher.digest()
+    except OSError as exc:
+        raise path_error(f"{folder.path}/{FILE_NAME}", exc) from exc
+    finally:
+        os.close(fd)

@@ -71,6 +71,7 @@ class BatchCommitter:
         await self.flush()
 
     async def flush(self) -> None:
+        """Make the finished items durable on disk, then record them in one transaction."""
         async with self._lock:
             if not self._outcomes:
                 return
@@ -88,7 +89,7 @@ def flush_to_disk(paths: Iterable[str | Path], root: Path) -> None:
             return
         _fsync_each(paths, root)
     except OSError as exc:
-        raise ArchiveWriteError(f"cannot flush the archive to disk: {exc}") from None
+        raise ArchiveWriteError(f"cannot flush the archive to disk: {exc}") from exc
 
 
 def _fsync_each(paths: Iterable[str | Path], root: Path) -> None:

@@ -24,7 +24,6 @@ from archiver.reporting.console import human_bytes
 log = logging.getLogger("archiver")
 
 PART_SUFFIX = ".part"
-META_SUFFIX = ".part.json"
 
 
 class FreeSpace:

@@ -31,13 +31,11 @@ class ArchiveLock:
             fd = open_regular(folder, self.path.name, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
             who = f" (pid {holder})" if holder.isdigit() else ""
-            raise ArchiveBusy(
-                f"another archiver run holds {self.path.parent.parent}{who}"
-            ) from None
+            raise ArchiveBusy(f"another archiver run holds {self.path.parent.parent}{who}") from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -1,9 +1,10 @@
 """The manifest: what is archived, with sizes and sha256, and where each run stopped.
 
 `ManifestStore` wraps one SQLite database (stdlib sqlite3, WAL, so `status` can read while a
-run writes). Writes come in batches, one transaction for a page of listings or for a batch of
-finished items, so the manifest is never what a run waits on. A manifest that is not ours, or
-is from a newer archiver, is refused and never touched.
+run writes); this module opens it and writes it, every query is in `queries`. Writes come in
+batches, one transaction for a page of listings or for a batch of finished items, so the
+manifest is never what a run waits on. A manifest that is not ours, or is from a newer
+archiver, is refused and never touched.
 """
 
 from __future__ import annotations
@@ -16,16 +17,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from archiver.errors import ArchiveWriteError, ManifestError
 from archiver.reporting.redact import REDACT
 from archiver.store.archivefs import refuse_links
+from archiver.store.queries import CHUNK, FileRow, KnownItem, ListedItem, ManifestReads
 from archiver.store.schema import CREATE, MIGRATIONS, SCHEMA_VERSION
+
+__all__ = [
+    "JOURNALS",
+    "MANIFEST",
+    "FileRow",
+    "KnownItem",
+    "ListedItem",
+    "ManifestStore",
+    "Outcome",
+    "Seen",
+    "utc_now",
+]
 
 MANIFEST = "manifest.sqlite3"  # its file name in the archive folder
 JOURNALS = ("", "-wal", "-shm", "-journal")  # the manifest's file and those SQLite keeps beside
-CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
 def utc_now() -> str:
@@ -37,46 +50,6 @@ def utc_now() -> str:
 
 
 _LAST_NOW: list[int | str] = [-1, ""]
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """One archived file, as the manifest knows it."""
-
-    name: str
-    role: str
-    path: str
-    url: str
-    bytes: int
-    sha256: str
-    content_type: str | None
-    current: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class KnownItem:
-    """What the manifest knows of one item."""
-
-    state: str
-    fingerprint: str | None
-    last_seen_run: int | None
-    folder: str
-    files: tuple[FileRow, ...]
-
-
-class ListedItem(NamedTuple):
-    """What the listing needs to know of an item to tell whether it is archived and intact.
-
-    A tuple rather than a dataclass: a rerun builds one per listed item.
-    """
-
-    state: str
-    fingerprint: str | None
-    last_seen_run: int | None
-    folder: str
-    listed_digest: bytes | None  # `record_digest` of the record as last listed
-    listed_fingerprint: str | None  # the `fingerprint` of that same record
-    files: tuple[tuple[str, int], ...]  # (path, bytes) of each current file
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +76,8 @@ class Outcome:
     error: str | None
 
 
-class ManifestStore:
-    """The archive's manifest database."""
-
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self.db = connection
-        self.path = path
-        self.version = SCHEMA_VERSION  # an older one only if opened read-only
+class ManifestStore(ManifestReads):
+    """The archive's manifest database: opening it, and every write (reads: `ManifestReads`)."""
 
     @classmethod
     def open(cls, path: Path, *, readonly: bool = False) -> ManifestStore:
@@ -121,7 +89,8 @@ class ManifestStore:
             raise ManifestError(f"{path}: no manifest here; nothing has been archived yet")
         try:
             if readonly:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+                # As a URI, escaped: a folder named with `?` or `#` is still this one.
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
             else:
                 db = sqlite3.connect(path, timeout=10)
             db.row_factory = sqlite3.Row
@@ -130,7 +99,7 @@ class ManifestStore:
         except sqlite3.DatabaseError as exc:
             raise ManifestError(
                 f"{path}: not an archiver manifest ({exc}); it was left untouched"
-            ) from None
+            ) from exc
         return store
 
     def _check(self, *, readonly: bool) -> None:
@@ -194,7 +163,7 @@ class ManifestStore:
             with self.db:
                 yield
         except sqlite3.OperationalError as exc:
-            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from None
+            raise ArchiveWriteError(f"cannot write the manifest {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.db.close()
@@ -202,6 +171,7 @@ class ManifestStore:
     # Runs
 
     def begin_run(self, command: str) -> int:
+        """Open the `runs` row of a run; returns its id."""
         with self._written():
             cursor = self.db.execute(
                 "INSERT INTO runs (started_at, command) VALUES (?, ?)", (utc_now(), command)
@@ -210,6 +180,7 @@ class ManifestStore:
         return cursor.lastrowid
 
     def finish_run(self, run_id: int, exit_status: int, summary: dict[str, Any]) -> None:
+        """Close the run's row with its exit status and the summary of its report."""
         with self._written():
             self.db.execute(
                 "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
@@ -217,69 +188,6 @@ class ManifestStore:
             )
 
     # Listing
-
-    def lookup(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, KnownItem]:
-        """What the manifest knows of these items of one source and kind."""
-        found: dict[str, KnownItem] = {}
-        for start in range(0, len(ids), CHUNK):
-            chunk = list(ids[start : start + CHUNK])
-            marks = ",".join("?" * len(chunk))
-            files: dict[str, list[FileRow]] = {}
-            # Plain tuples: a page of lookups builds thousands of rows, and sqlite3.Row's
-            # access by name costs more than the query.
-            cursor = self.db.cursor()
-            cursor.row_factory = None
-            for item_id, *fields in cursor.execute(
-                "SELECT item_id, name, role, path, url, bytes, sha256, content_type, current "  # noqa: S608
-                f"FROM files WHERE source = ? AND kind = ? AND item_id IN ({marks})",
-                (source, kind, *chunk),
-            ):
-                fields[-1] = bool(fields[-1])
-                files.setdefault(item_id, []).append(FileRow(*fields))
-            for item_id, state, fingerprint, last_seen_run, folder in cursor.execute(
-                f"SELECT item_id, state, fingerprint, last_seen_run, folder FROM items "  # noqa: S608
-                f"WHERE source = ? AND kind = ? AND item_id IN ({marks})",
-                (source, kind, *chunk),
-            ):
-                found[item_id] = KnownItem(
-                    state=state,
-                    fingerprint=fingerprint,
-                    last_seen_run=last_seen_run,
-                    folder=folder,
-                    files=tuple(files.get(item_id, ())),
-                )
-        return found
-
-    def listing_state(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, ListedItem]:
-        """What the listing needs to know of these items of one source and kind.
-
-        Lighter than `lookup`, which a rerun would otherwise pay for every listed item: only
-        the path and size of each current file, and the digest of the record as last listed.
-        """
-        found: dict[str, ListedItem] = {}
-        listed = "listed_digest, listed_fingerprint" if self.version >= 2 else "NULL, NULL"
-        cursor = self.db.cursor()
-        cursor.row_factory = None
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            files: dict[str, list[tuple[str, int]]] = {}
-            for item_id, path, size in cursor.execute(
-                "SELECT item_id, path, bytes FROM files WHERE source = ? AND kind = ? "  # noqa: S608
-                f"AND item_id IN ({marks}) AND current",
-                (source, kind, *chunk),
-            ):
-                if item_id in files:
-                    files[item_id].append((path, size))
-                else:
-                    files[item_id] = [(path, size)]
-            for row in cursor.execute(
-                f"SELECT item_id, state, fingerprint, last_seen_run, folder, {listed} "  # noqa: S608
-                f"FROM items WHERE source = ? AND kind = ? AND item_id IN ({marks})",
-                (source, kind, *chunk),
-            ):
-                found[row[0]] = ListedItem._make((*row[1:], tuple(files.get(row[0], ()))))
-        return found
 
     def mark_seen(
         self,
@@ -364,6 +272,14 @@ class ManifestStore:
                         (REDACT(o.error), *key),
                     )
 
+    def forget_files(self, names: dict[tuple[str, str, str], list[str]]) -> None:
+        """Drop these files (by name, per (source, kind, item_id)) from the manifest."""
+        with self._written():
+            self.db.executemany(
+                "DELETE FROM files WHERE source = ? AND kind = ? AND item_id = ? AND name = ?",
+                [(*key, name) for key, key_names in names.items() for name in key_names],
+            )
+
     def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
         """Send items back to be fetched again by the next run (after a failed verify)."""
         with self._written():
@@ -375,15 +291,8 @@ class ManifestStore:
 
     # Per-source listing state, for incremental runs
 
-    def source_state(self, source: str) -> tuple[str | None, bool]:
-        """When the source was last listed to its end, and whether its last run was clean."""
-        row = self.db.execute(
-            "SELECT last_full_listing, last_run_clean FROM source_state WHERE source = ?",
-            (source,),
-        ).fetchone()
-        return (row[0], bool(row[1])) if row else (None, False)
-
     def set_source_state(self, source: str, *, listed_to_end: bool, clean: bool) -> None:
+        """Note whether the source was listed to its end (and when), and if its run was clean."""
         with self._written():
             self.db.execute(
                 "INSERT INTO source_state (source, last_full_listing, last_run_clean) "
@@ -393,53 +302,9 @@ class ManifestStore:
                 (source, utc_now() if listed_to_end else None, int(clean)),
             )
 
-    def unsettled(self, source: str) -> int:
-        """How many items of `source` are pending or failed: gaps an early stop could skip."""
-        row = self.db.execute(
-            "SELECT count(*) FROM items WHERE source = ? AND state != 'archived'", (source,)
-        ).fetchone()
-        return int(row[0])
-
     # Notes kept in `meta`
-
-    def changes(self) -> str | None:
-        """A mark moved on by every change to what a `SHA256SUMS` lists (see `schema`)."""
-        return self.note("changes")
-
-    def note(self, key: str) -> str | None:
-        """The value kept under `key` in `meta`, if any."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     def set_note(self, key: str, value: str) -> None:
         """Keep `value` under `key` in `meta` (not a change `changes` counts)."""
         with self._written():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    # Reading
-
-    def checksum_lines(self, source: str, rows: int = 4096) -> Iterator[str]:
-        """The `SHA256SUMS` lines of every file of every archived item of `source`, by path.
-
-        A few thousand lines a time, joined: built in SQL and read as one column, the lines of
-        a large archive cost a fraction of what reading its rows would.
-        """
-        cursor = self.db.cursor()
-        cursor.row_factory = None
-        cursor.execute(
-            "SELECT f.sha256 || '  ' || f.path || char(10) FROM files f "
-            "JOIN items i USING (source, kind, item_id) "
-            "WHERE i.state = 'archived' AND f.source = ? ORDER BY f.path",
-            (source,),
-        )
-        while batch := cursor.fetchmany(rows):
-            yield "".join([line for (line,) in batch])
-
-    def file_paths(self, sources: Sequence[str] = ()) -> set[str]:
-        """The path of every file the manifest knows (of `sources`, if given), any state."""
-        query = "SELECT path FROM files"
-        if sources:
-            query += f" WHERE source IN ({','.join('?' * len(sources))})"
-        cursor = self.db.cursor()
-        cursor.row_factory = None
-        return {path for (path,) in cursor.execute(query, tuple(sources))}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from archiver.net.mediatype import allowed_extensions, bare_type
@@ -79,11 +79,6 @@ def safe_name(value: str) -> str:
     return name
 
 
-def original_name(name: str) -> str:
-    """The value `safe_name` encoded (for names short enough to be reversible)."""
-    return unquote(name, errors="surrogatepass")
-
-
 def item_folder(source: str, item: ArchiveItem, layout: str) -> PurePosixPath:
     """The item's folder, relative to the archive root; never a name the archive uses itself."""
     ident = safe_name(item.id)
@@ -96,7 +91,7 @@ def unreserved(part: str, ident: str) -> str:
     """`part` (a path part holding the encoded id `ident`), encoded further if it is reserved.
 
     The id's first character is percent-encoded, which changes the part, stays reversible
-    (`original_name`) and cannot meet another id's name, since `safe_name` encodes every `%`.
+    (`urllib.parse.unquote`) and cannot meet another id's name, since `safe_name` encodes every `%`.
     """
     if part.lower() not in RESERVED:
         return part
@@ -154,16 +149,10 @@ def _url_extension(url: str) -> str:
     return "." + match.group(1).lower() if match else ""
 
 
-def inside(root: Path, relative: PurePosixPath | str) -> Path:
-    """`root / relative`, refusing anything that would leave `root`."""
-    candidate = PurePosixPath(within("", str(relative)))
-    return root.joinpath(*candidate.parts)
-
-
 def within(prefix: str, relative: str) -> str:
     """`prefix + relative`, refusing a `relative` that would leave the archive.
 
-    The string form of `inside`, for hot paths: `prefix` is the archive's path and a slash, or
+    `prefix` is the archive's path and a slash, or
     nothing for a path taken relative to the archive (or to an open descriptor of it).
     """
     # The substring test first: it spares splitting every path of a rerun.

@@ -1,0 +1,329 @@
+"""Listing: each source's pages sorted into what is archived and intact, and what is to do.
+
+A page costs one manifest lookup and one write (a page where nothing changed, a share of one):
+a record whose digest is the one last listed is taken as it is in the manifest, and an
+archived item whose sidecar and files are all on disk at their sizes is skipped; the rest go
+onto the workers' queue as `WorkItem`s. The guard against listings that never end, and the
+incremental stop, are applied here. This module imports no concrete source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from stat import S_ISREG
+from typing import Protocol
+
+from archiver.config.settings import Config, SourceConfig
+from archiver.errors import ArchiveWriteError, ListingRepeats, SourceError
+from archiver.pipeline.guard import ListingGuard
+from archiver.reporting.repeats import REJECTED, RepeatedWarnings
+from archiver.reporting.stats import RunStats, SourceStats
+from archiver.sources import Source, SourceContext, source_types
+from archiver.sources.records import ArchiveItem, Page, Rejected, Unfinished
+from archiver.store.manifest import KnownItem, ListedItem, ManifestStore, Seen
+from archiver.store.paths import item_folder, within
+from archiver.store.sidecar import SIDECAR, fingerprint, iso, record_digest
+
+log = logging.getLogger("archiver")
+
+_STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+# Unchanged items listed before their `last_seen_run` is written: one manifest transaction per
+# page cost a rerun more than the rows it wrote.
+SEEN_BATCH = 1000
+
+
+class Progress(Protocol):
+    """What the job tells whoever shows progress."""
+
+    def listed(self, count: int) -> None: ...
+    def file_done(self) -> None: ...
+    def received(self, count: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One item on its way to the workers."""
+
+    source: SourceConfig
+    item: ArchiveItem
+    folder: PurePosixPath
+    fingerprint: str
+    known: KnownItem | None
+
+
+class SourceLister:
+    """Lists sources into the workers' queue, for one run."""
+
+    def __init__(
+        self,
+        config: Config,
+        manifest: ManifestStore | None,
+        progress: Progress,
+        stats: RunStats,
+        warnings: RepeatedWarnings,
+        *,
+        run_id: int,
+        dry_run: bool,
+        full: bool,
+    ) -> None:
+        self.config = config
+        self.root = config.archive_dir
+        self.manifest = manifest
+        self.progress = progress
+        self.stats = stats
+        self.run_id = run_id
+        self.dry_run = dry_run
+        self.full = full
+        self.incremental: dict[str, bool] = {}  # by source: whether it may stop early
+        self._warnings = warnings
+
+    async def list_source(
+        self, cfg: SourceConfig, context: SourceContext, queue: asyncio.Queue[WorkItem | None]
+    ) -> None:
+        """List one source to its end or its stop, queueing what is to do.
+
+        A source's own failure is logged and counted for it; only a failure to write the
+        archive escapes, and stops the run.
+        """
+        stats = self.stats.source(cfg.name)
+        started = time.monotonic()
+        source: Source = source_types()[cfg.settings.type](cfg.name, cfg.settings, context)
+        incremental = self.incremental.get(cfg.name, False)
+        streak = 0
+        unmarked: set[tuple[str, str]] = set()
+        guard = ListingGuard()
+        pages = source.pages()
+        try:
+            async for page in pages:
+                streak = await self._take_page(cfg, page, queue, streak, stats, unmarked)
+                guard.check(page)
+                if incremental and streak >= cfg.settings.stop_after_known:
+                    stats.stopped_early = True
+                    log.info("%s: %d archived tasks in a row; listing ends here", cfg.name, streak)
+                    break
+            else:
+                stats.listed_to_end = True
+            if unmarked and self.manifest is not None:
+                self.manifest.mark_seen(cfg.name, self.run_id, (), unmarked)
+        except ListingRepeats as exc:
+            # What was listed is archived; the source counts as not listed to its end.
+            stats.listing_error = str(exc)
+            log.warning("%s: listing stopped at %s", cfg.name, exc)
+        except SourceError as exc:
+            stats.listing_error = str(exc)
+            log.error("%s: cannot list: %s", cfg.name, exc)
+            if exc.__cause__ is not None:  # what went wrong underneath, for `-v`
+                log.debug("caused by", exc_info=exc)
+        except ArchiveWriteError:
+            raise  # the manifest cannot be written: the whole run stops (see `run`)
+        except Exception as exc:  # a bug in one source must not cost the others their run
+            stats.listing_error = f"unexpected error: {type(exc).__name__}: {exc}"
+            log.error("%s: cannot list: %s", cfg.name, stats.listing_error)
+            log.debug("traceback", exc_info=True)
+        finally:
+            await pages.aclose()
+            stats.duration = time.monotonic() - started
+            self._warnings.close(cfg.name, REJECTED)
+
+    def incremental_allowed(self, cfg: SourceConfig) -> bool:
+        """Whether `cfg` may stop at `stop_after_known` archived tasks in a row this run."""
+        settings = cfg.settings
+        if self.full or settings.stop_after_known <= 0 or self.manifest is None:
+            return False
+        last_full, clean = self.manifest.source_state(cfg.name)
+        if not clean or last_full is None or self.manifest.unsettled(cfg.name):
+            return False
+        age = datetime.now(UTC) - datetime.fromisoformat(last_full.replace("Z", "+00:00"))
+        return age < timedelta(days=settings.full_every_days)
+
+    def _reject(self, source: str, stats: SourceStats, entry: Rejected) -> None:
+        stats.listed += 1
+        stats.reject(entry.id, entry.reason)
+        self._warnings.warn(
+            source, REJECTED, "rejected record %s: %s", entry.id or "?", entry.reason
+        )
+
+    async def _take_page(
+        self,
+        cfg: SourceConfig,
+        page: Page,
+        queue: asyncio.Queue[WorkItem | None],
+        streak: int,
+        stats: SourceStats,
+        unmarked: set[tuple[str, str]],
+    ) -> int:
+        """Sort one page into skipped and to-do; returns the run of archived tasks so far.
+
+        `unmarked` holds the unchanged items listed in this run whose `last_seen_run` is not
+        written yet: added to here, written (and emptied) now and then.
+        """
+        fresh = self._count(cfg.name, page, stats)
+        todo, seen = self._sort(cfg.name, fresh, unmarked)
+        intact = self._intact(
+            {
+                index: (state.folder, state.files)
+                for index, (_, state, mark) in enumerate(todo)
+                if state is not None and state.state == "archived" and state.fingerprint == mark
+            }
+        )
+        stale = [
+            (item.kind, item.id)
+            for index, (item, state, _) in enumerate(todo)
+            if state is not None and index not in intact
+        ]
+        known = self._lookup(cfg.name, stale)
+        if self._writing and (seen or len(unmarked) >= SEEN_BATCH):
+            # New and changed items are written before any worker can record them.
+            assert self.manifest is not None
+            self.manifest.mark_seen(cfg.name, self.run_id, seen, unmarked)
+            unmarked.clear()
+        for index, (item, state, mark) in enumerate(todo):
+            is_task = item.kind == "task"
+            if index in intact:
+                if is_task:
+                    stats.already_archived += 1
+                    streak += 1
+                continue
+            if is_task:
+                streak = 0
+            if self.dry_run:
+                stats.archived += is_task
+                stats.templates_archived += not is_task
+                continue
+            where = (
+                PurePosixPath(state.folder)
+                if state is not None
+                else item_folder(cfg.name, item, self.config.layout)
+            )
+            await queue.put(WorkItem(cfg, item, where, mark, known.get((item.kind, item.id))))
+        return streak
+
+    @property
+    def _writing(self) -> bool:
+        return self.manifest is not None and not self.dry_run
+
+    def _count(
+        self, source: str, page: Page, stats: SourceStats
+    ) -> dict[tuple[str, str], ArchiveItem]:
+        """Count the page's records; its archivable items by (kind, id), first of each."""
+        fresh: dict[tuple[str, str], ArchiveItem] = {}
+        listed_before = stats.listed
+        for entry in page.items:
+            if isinstance(entry, Unfinished):
+                stats.listed += 1
+                stats.unfinished[entry.state] += 1
+            elif isinstance(entry, Rejected):
+                self._reject(source, stats, entry)
+            else:
+                if entry.kind == "task":
+                    stats.listed += 1
+                    stats.succeeded += 1
+                fresh.setdefault((entry.kind, entry.id), entry)
+        self.progress.listed(stats.listed - listed_before)  # every record but the templates
+        return fresh
+
+    def _sort(
+        self,
+        source: str,
+        fresh: dict[tuple[str, str], ArchiveItem],
+        unmarked: set[tuple[str, str]],
+    ) -> tuple[list[tuple[ArchiveItem, ListedItem | None, str]], list[Seen]]:
+        """The items to consider, with their state and fingerprint; and those to write as seen.
+
+        An item listed twice in this run is dropped; one whose record is the one last listed
+        keeps what the manifest has of it (only its run is written, batched in `unmarked`).
+        """
+        listed = self._listing_state(source, fresh)
+        todo: list[tuple[ArchiveItem, ListedItem | None, str]] = []
+        seen: list[Seen] = []
+        for key, item in fresh.items():
+            state = listed.get(key)
+            if state is not None and (
+                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
+            ):
+                continue  # listed twice: the list shifted while it was read
+            digest = record_digest(item.record)
+            if state is not None and digest is not None and digest == state.listed_digest:
+                # The record as last listed: its fingerprint, folder and creation time are
+                # in the manifest already. This is what keeps a rerun cheap.
+                mark = state.listed_fingerprint or fingerprint(item.record)
+                if self._writing:
+                    unmarked.add(key)
+            else:
+                mark = fingerprint(item.record)
+                folder = (
+                    state.folder
+                    if state is not None
+                    else str(item_folder(source, item, self.config.layout))
+                )
+                seen.append(Seen(*key, folder, iso(item.created_at), digest, mark))
+            todo.append((item, state, mark))
+        return todo, seen
+
+    def _listing_state(
+        self, source: str, fresh: dict[tuple[str, str], ArchiveItem]
+    ) -> dict[tuple[str, str], ListedItem]:
+        if self.manifest is None:
+            return {}
+        found: dict[tuple[str, str], ListedItem] = {}
+        for kind in ("task", "template"):
+            ids = [item_id for (k, item_id) in fresh if k == kind]
+            if ids:
+                for item_id, state in self.manifest.listing_state(source, kind, ids).items():
+                    found[kind, item_id] = state
+        return found
+
+    def _lookup(
+        self, source: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], KnownItem]:
+        """All the manifest knows of these items (their files whole), for the downloads."""
+        if self.manifest is None or not keys:
+            return {}
+        found: dict[tuple[str, str], KnownItem] = {}
+        for kind in ("task", "template"):
+            ids = [item_id for (k, item_id) in keys if k == kind]
+            if ids:
+                found.update(
+                    ((kind, i), v) for i, v in self.manifest.lookup(source, kind, ids).items()
+                )
+        return found
+
+    def _intact(self, checks: dict[int, tuple[str, tuple[tuple[str, int], ...]]]) -> set[int]:
+        """Those of `checks` (folder, current files) whose sidecar and files are all there."""
+        intact: set[int] = set()
+        if not checks:
+            return intact
+        # Paths relative to an open descriptor of the archive where the system has them: each
+        # lookup then walks the archive's own few parts only, not every folder above it.
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY) if _STAT_AT else None
+        except OSError:
+            fd = None
+        prefix = "" if fd is not None else f"{self.root}/"
+        stat = os.stat
+        try:
+            for index, (folder, files) in checks.items():
+                # Plain strings and os calls: pathlib's parsing cost more than the stat calls
+                # on a rerun, where every listed item comes through here.
+                try:
+                    sidecar = stat(within(prefix, f"{folder}/{SIDECAR}"), dir_fd=fd)
+                    if not S_ISREG(sidecar.st_mode):
+                        continue
+                    for path, size in files:
+                        if stat(within(prefix, path), dir_fd=fd).st_size != size:
+                            break
+                    else:
+                        intact.add(index)
+                except (OSError, ValueError):
+                    continue
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return intact

@@ -7,6 +7,9 @@ SIGTERM back; once the command's own handling of them is in place (a `KeyboardIn
 quietly with 130, like one that comes later.
 """
 
+import contextlib
+import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -33,10 +36,25 @@ def entry_point() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except KeyboardInterrupt:
-        # Before `main` returned, or after: a signal that a run's event loop took and also
-        # left pending for Python's own handler strikes once more after the loop is gone.
-        pass
+        pass  # a signal that struck after `main` returned: the outcome stands
+    if code == 130:
+        _leave_interrupted()
     sys.exit(code)
+
+
+def _leave_interrupted() -> None:
+    """Exit 130 now, with everything written out.
+
+    CPython remembers a `KeyboardInterrupt` that passed through code made by `exec` from text
+    (a dataclass being made while a module loads) and, under `python -m`, ends the process by
+    SIGINT at exit even though the interrupt was handled: the caller would see a kill by a
+    signal instead of our 130.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(130)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -12,7 +12,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,16 +123,18 @@ def _locked_run(
     run_id = manifest.begin_run(opts.command)
     progress: Progress = BarProgress() if opts.progress else NoProgress()
     job = ArchiveJob(config, manifest, progress, run_id=run_id, full=opts.full)
-    try:
-        stats = run_cancellable(lambda: job.run(sources))
-    except Exception as exc:  # the job keeps its own errors: this is a bug, or the manifest
-        stats = job.stats
-        stats.fatal = stats.fatal or _describe(exc)
-        log.debug("traceback", exc_info=True)
-    finally:
-        if isinstance(progress, BarProgress):
-            progress.close()
-    finish_run(config, manifest, run_id, stats, opts, started_at)
+    # A signal that comes after the job waits until its report is written and its row closed.
+    with signals_held():
+        try:
+            stats = run_cancellable(lambda: job.run(sources))
+        except Exception as exc:  # the job keeps its own errors: a bug, or the manifest
+            stats = job.stats
+            stats.fatal = stats.fatal or _describe(exc)
+            log.debug("traceback", exc_info=True)
+        finally:
+            if isinstance(progress, BarProgress):
+                progress.close()
+        finish_run(config, manifest, run_id, stats, opts, started_at)
     return stats
 
 
@@ -212,17 +215,35 @@ def _dry_run(config: Config, sources: tuple[SourceConfig, ...]) -> RunStats:
             manifest.close()
 
 
-def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait while the block runs; one that came strikes at its end.
 
-    The signals are held back from before the loop exists until its handlers are in place,
-    and again from when they are gone until the loop is closed: one that comes meanwhile
-    waits, then cancels the run or, at the end, raises `KeyboardInterrupt` here (so nothing
-    is left half made: no coroutine never awaited, no loop never closed).
+    Their handlers are put back as they were, too: asyncio leaves SIGTERM at the system's
+    default when it lets go of it, which would end the process without a word.
     """
     # Signal handlers belong to the main thread; elsewhere (embedded use) there are none.
     handled = threading.current_thread() is threading.main_thread()
-    signals = {signal.SIGINT, signal.SIGTERM} if handled else set()
+    signals = (signal.SIGINT, signal.SIGTERM) if handled else ()
+    handlers = {sig: signal.getsignal(sig) for sig in signals}
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
+
+
+def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+
+    The signals are let through only while the loop's handlers are in place: one that comes
+    before or after waits (`signals_held`), so nothing is left half made: no coroutine never
+    awaited, no loop never closed.
+    """
+    handled = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGINT, signal.SIGTERM) if handled else ()
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -238,11 +259,8 @@ def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
             for sig in signals:
                 loop.remove_signal_handler(sig)
 
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
+    with signals_held():
         return asyncio.run(main())
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
 
 
 def print_summary(

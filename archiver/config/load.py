@@ -18,7 +18,13 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from archiver.config.settings import Config, HttpSettings, NotifySettings, SourceConfig
+from archiver.config.settings import (
+    BucketSettings,
+    Config,
+    HttpSettings,
+    NotifySettings,
+    SourceConfig,
+)
 from archiver.config.yamlcheck import read_yaml
 from archiver.errors import ConfigError
 from archiver.sources import source_types
@@ -27,6 +33,7 @@ T = TypeVar("T")
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 LAYOUT_FIELDS = frozenset({"year", "month", "day", "id"})
 
 
@@ -123,12 +130,16 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
     sources_raw = raw.pop("sources", None)
     http_raw = raw.pop("http", {})
     notify = _build_notify(raw.pop("notify", None), path)
+    s3_raw = raw.pop("s3", None)
     if "archive_dir" not in raw:
         raise ConfigError(f"{path}: archive_dir: missing (where the archive is kept)")
     top = _build(_TopLevel, raw, path, "")
     http = _build(HttpSettings, http_raw, path, "http")
     sources = _build_sources(sources_raw, path)
-    archive_dir = Path(top.archive_dir).expanduser()
+    bucket = _build_bucket(top, s3_raw, path)
+    local = top.state_dir if bucket is not None else top.archive_dir
+    assert local is not None
+    archive_dir = Path(local).expanduser()
     if not archive_dir.is_absolute():
         archive_dir = path.resolve().parent / archive_dir
     _check_layout(top.layout, path)
@@ -156,6 +167,7 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
     return Config(
         path=path,
         archive_dir=archive_dir,
+        s3=bucket,
         concurrency=top.concurrency,
         max_file_bytes=top.max_file_bytes,
         min_free_space=top.min_free_space,
@@ -186,6 +198,36 @@ class _TopLevel:
     catalog: bool = True
     metrics_file: str | None = None
     demo: bool = False
+    state_dir: str | None = None
+
+
+def _build_bucket(top: _TopLevel, raw: Any, path: Path) -> BucketSettings | None:
+    """The bucket of an `archive_dir: s3://bucket/prefix`, with its `s3:` section."""
+    if not top.archive_dir.startswith("s3://"):
+        if raw is not None:
+            raise ConfigError(f"{path}: s3: only for an archive_dir of the form s3://bucket/prefix")
+        return None
+    bucket, _, prefix = top.archive_dir[5:].partition("/")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if not BUCKET_NAME.fullmatch(bucket) or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(f"{path}: archive_dir: not a bucket and prefix: {top.archive_dir!r}")
+    if not top.state_dir:
+        raise ConfigError(
+            f"{path}: state_dir: missing (the local folder for the manifest, lock and run "
+            "reports of an archive in a bucket)"
+        )
+    if top.state_dir.startswith("s3://"):
+        raise ConfigError(f"{path}: state_dir: must be a local folder")
+    settings = _build(BucketSettings, raw, path, "s3")
+    for key in ("bucket", "prefix"):
+        if getattr(settings, key):
+            raise ConfigError(f"{path}: s3.{key}: unknown setting (given by archive_dir)")
+    if settings.part_size < 5 * 1024**2 or settings.part_size > 5 * 1024**3:
+        raise ConfigError(f"{path}: s3.part_size: must be between 5 MiB and 5 GiB")
+    if settings.endpoint_url is not None and not re.match(r"https?://[^/]+", settings.endpoint_url):
+        raise ConfigError(f"{path}: s3.endpoint_url: expected an http(s) URL")
+    return dataclasses.replace(settings, bucket=bucket, prefix=prefix)
 
 
 def _build_notify(raw: Any, path: Path) -> NotifySettings | None:

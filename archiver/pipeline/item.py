@@ -9,17 +9,30 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, TransferError
 from archiver.net.download import FetchedFile, download_file
 from archiver.net.http import HttpClient
+from archiver.net.upload import upload_file
 from archiver.sources.records import ArchiveItem
 from archiver.store.archivefs import Folder, ItemFolders, archive_wide, path_error
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import FileRow, utc_now
 from archiver.store.paths import file_stem, within
-from archiver.store.sidecar import SIDECAR, sidecar_document, url_identity, write_sidecar
+from archiver.store.sidecar import (
+    SIDECAR,
+    sidecar_bytes,
+    sidecar_document,
+    url_identity,
+    write_sidecar,
+)
+
+if TYPE_CHECKING:  # aiobotocore is an optional extra, and costs its import time
+    from archiver.store.s3 import BucketStore
+    from archiver.store.uploads import UploadRecords
+
+JSON = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,8 @@ class ItemLimits:
     max_file_bytes: int
     folders: ItemFolders  # opens item folders without following links
     space: FreeSpace | None = None  # min_free_space, checked per file and per block written
+    bucket: BucketStore | None = None  # the archive's bucket; None for a local archive
+    uploads: UploadRecords | None = None  # a bucket's multipart uploads, for their resume
 
 
 async def archive_item(
@@ -66,6 +81,8 @@ async def archive_item(
     folder where a file should be: any `OSError` not of the whole archive). An error of the
     whole archive (a full disk) is raised, as an `ArchiveWriteError`.
     """
+    if limits.bucket is not None:
+        return await _fill_bucket(http, task, limits, limits.bucket, received)
     try:
         folder, made = limits.folders.open(task.folder)
     except ArchiverError as exc:
@@ -124,6 +141,66 @@ async def _fill_folder(
         except ArchivePathError as exc:
             failures.append((SIDECAR, str(exc)))
     return ItemResult(tuple(files), count, tuple(failures), tuple(written))
+
+
+async def _fill_bucket(
+    http: HttpClient,
+    task: ItemTask,
+    limits: ItemLimits,
+    store: BucketStore,
+    received: Callable[[int], None],
+) -> ItemResult:
+    """The item's files, then its sidecar, as objects under its folder's key in `store`.
+
+    Each object is final once its upload returns: there is nothing to flush afterwards.
+    """
+    item = task.item
+    files: list[FileRow] = []
+    failures: list[tuple[str, str]] = []
+    fetched_count = 0
+    for ref in item.media:
+        reuse = await _reusable_object(store, task.known_files, ref.role, ref.url)
+        if reuse is not None:
+            files.append(reuse)
+            continue
+        stem = _free_stem(file_stem(ref), ref.role, ref.url, task.known_files)
+        try:
+            fetched = await upload_file(
+                http,
+                store,
+                ref.role,
+                ref.url,
+                task.folder,
+                stem,
+                max_bytes=limits.max_file_bytes,
+                progress=received,
+                expects=ref.expects,
+                records=limits.uploads,
+            )
+        except ArchiverError as exc:
+            failures.append((ref.role, str(exc)))
+            continue
+        fetched_count += 1
+        files.append(_file_row(task.folder, fetched))
+    if not failures:
+        try:
+            data = sidecar_bytes(_document(task, files))
+            await store.put_bytes(f"{task.folder}/{SIDECAR}", data, content_type=JSON)
+        except ArchiverError as exc:
+            failures.append((SIDECAR, str(exc)))
+    return ItemResult(tuple(files), fetched_count, tuple(failures), ())
+
+
+async def _reusable_object(
+    store: BucketStore, known: tuple[FileRow, ...], role: str, url: str
+) -> FileRow | None:
+    """An archived file of this role from the same URL, still whole in the bucket."""
+    identity = url_identity(url)
+    for f in known:
+        if f.role == role and url_identity(f.url) == identity:
+            found = await store.head(f.path)
+            return f if found is not None and found.size == f.bytes else None
+    return None
 
 
 def _why(exc: ArchiverError | OSError, folder: str) -> str:

@@ -10,15 +10,16 @@ a batch of finished items one flush and one transaction. This module imports no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from stat import S_ISREG
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ArchiveWriteError, ListingRepeats, SourceError
@@ -46,6 +47,10 @@ from archiver.store.sidecar import (
     iso,
     record_digest,
 )
+
+if TYPE_CHECKING:
+    from archiver.store.s3 import BucketStore
+    from archiver.store.uploads import UploadRecords
 
 log = logging.getLogger("archiver")
 
@@ -100,13 +105,16 @@ class ArchiveJob:
         self._incremental: dict[str, bool] = {}
         self._warnings = RepeatedWarnings(log)
         self._folders = ItemFolders(self.root)
-        self.space = FreeSpace(str(self.root), config.min_free_space)
+        # A bucket archive keeps nothing but its manifest and reports on the local disk.
+        self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
+        self._bucket: BucketStore | None = None
+        self._uploads: UploadRecords | None = None
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
         """Archive everything new from `sources`; returns the run's statistics."""
         for cfg in sources:
             self.stats.source(cfg.name)
-        if not self.dry_run:
+        if not self.dry_run and self.space is not None:
             try:
                 # Short of min_free_space: first the run's own `.part` files go, else it stops.
                 self.space.make_room(cfg.name for cfg in self.config.sources)
@@ -119,9 +127,9 @@ class ArchiveJob:
         )
         http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
         if self.manifest is not None and not self.dry_run:
-            self._committer = BatchCommitter(
-                self.manifest, self.run_id, self.root, fsync=self.config.durability == "fsync"
-            )
+            # A bucket's objects are durable once their upload returns: nothing to flush.
+            fsync = self.config.durability == "fsync" and self.config.s3 is None
+            self._committer = BatchCommitter(self.manifest, self.run_id, self.root, fsync=fsync)
             # Decided before this run marks the sources unclean: until it ends cleanly, the
             # next run must not trust an early stop.
             self._incremental = {cfg.name: self._incremental_allowed(cfg) for cfg in sources}
@@ -130,7 +138,7 @@ class ArchiveJob:
         try:
             try:
                 # Exits in reverse: every task ends, then the HTTP session closes.
-                async with http, asyncio.TaskGroup() as group:
+                async with http, self._open_bucket(), asyncio.TaskGroup() as group:
                     context = SourceContext(http)
                     if self._committer is not None:
                         group.create_task(self._committer.run())
@@ -170,6 +178,33 @@ class ArchiveJob:
         if self.manifest is not None and not self.dry_run and not stopped:
             self._record_source_states(sources)  # else they stay unclean, as marked above
         return self.stats
+
+    @contextlib.asynccontextmanager
+    async def _open_bucket(self) -> AsyncIterator[None]:
+        """The archive's bucket for the run, if it has one; multipart uploads left aborted."""
+        settings = self.config.s3
+        if settings is None or self.dry_run:
+            yield
+            return
+        from archiver.store.s3 import BucketStore  # an optional extra: only for a bucket
+        from archiver.store.uploads import UploadRecords
+
+        records = UploadRecords(self.root)
+        async with BucketStore(settings, connections=2 * self.config.concurrency) as bucket:
+            # The run holds the archive's lock: an upload in progress is one a killed run left,
+            # to be resumed if a record says how, else never to be completed.
+            await self._abort_orphans(bucket, records)
+            self._bucket, self._uploads = bucket, records
+            try:
+                yield
+                await self._abort_orphans(bucket, records)
+            finally:
+                self._bucket = self._uploads = None
+
+    async def _abort_orphans(self, bucket: BucketStore, records: UploadRecords) -> None:
+        aborted = await bucket.abort_uploads(keep=records.upload_ids())
+        if aborted:
+            log.info("%s: aborted %d uploads that cannot be resumed", bucket.url, aborted)
 
     # Listing
 
@@ -356,6 +391,10 @@ class ArchiveJob:
         intact: set[int] = set()
         if not checks:
             return intact
+        if self.config.s3 is not None:
+            # A HEAD per file on every run would cost a request per archived file: the manifest
+            # records an object only after its upload returned, and `verify` checks the bucket.
+            return set(checks)
         # Paths relative to an open descriptor of the archive where the system has them: each
         # lookup then walks the archive's own few parts only, not every folder above it.
         try:
@@ -392,6 +431,8 @@ class ArchiveJob:
             max_file_bytes=self.config.max_file_bytes,
             folders=self._folders,
             space=self.space,
+            bucket=self._bucket,
+            uploads=self._uploads,
         )
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)

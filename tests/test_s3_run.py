@@ -1,0 +1,40 @@
+"""Archiving into a bucket: the same archive as in a folder, object by object."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from archiver.standin import StandIn
+from tests.bucket import Bucket, assert_bucket_exact
+from tests.support import config_dict, run_cli, write_config
+
+
+async def test_a_run_into_a_bucket_archives_both_services_byte_exact(
+    standin: StandIn, bucket: Bucket, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, config_dict(standin, **bucket.s3_config()))
+    result = await run_cli("run", "-c", config, "--no-progress")
+    assert result.code == 0, result.output
+    assert_bucket_exact(bucket, "videos", standin)
+    keys = bucket.keys("videos/")
+    assert "videos/faceswap/SHA256SUMS" in keys
+    assert "videos/chanjing/SHA256SUMS" in keys
+    # The bucket holds a consistent copy of the manifest; the lock is gone.
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(bucket.get("videos/.archiver/manifest.sqlite3"))
+    db = sqlite3.connect(copy)
+    try:
+        (archived,) = db.execute("SELECT count(*) FROM items WHERE state = 'archived'").fetchone()
+    finally:
+        db.close()
+    assert archived == len([k for k in keys if k.endswith("/metadata.json")])
+    assert "videos/.archiver/lock" not in keys
+    # Nothing of the payload on the local disk: the state folder holds the manifest and reports.
+    state = tmp_path / "state"
+    assert (state / "manifest.sqlite3").is_file()
+    assert not list(state.rglob("*.mp4"))
+    # A second run fetches nothing.
+    again = await run_cli("run", "-c", config, "--no-progress", "-v")
+    assert again.code == 0, again.output
+    assert bucket.keys("videos/").keys() == keys.keys()

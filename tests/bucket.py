@@ -48,7 +48,7 @@ class Bucket:
         answer: dict[str, Any] = self.client.head_object(Bucket=self.name, Key=key)
         return answer
 
-    def keys(self, prefix: str = "") -> dict[str, int]:
+    def objects(self, prefix: str = "") -> dict[str, int]:
         found: dict[str, int] = {}
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
@@ -85,7 +85,7 @@ def new_bucket(endpoint: str) -> Bucket:
 
 def sidecars_in(bucket: Bucket, prefix: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     found = {}
-    for key in bucket.keys(f"{prefix}/"):
+    for key in bucket.objects(f"{prefix}/"):
         if key.endswith("/metadata.json"):
             doc = json.loads(bucket.get(key))
             found[(doc["source"], doc["kind"], doc["id"])] = doc
@@ -101,7 +101,7 @@ def assert_bucket_exact(
     """Every item in the bucket once, every object the bytes served, its sha256 stored with it."""
     docs = sidecars_in(bucket, prefix)
     assert set(docs) == expected_items(standin, sources)
-    keys = bucket.keys(f"{prefix}/")
+    keys = bucket.objects(f"{prefix}/")
     for key in keys:
         if not key.endswith("/metadata.json"):
             continue

@@ -72,7 +72,7 @@ async def test_kill_9_mid_upload_then_a_run_resumes_with_no_orphan(
     assert not list((tmp_path / "state" / ".archiver" / "uploads").glob("*.json"))
     archived = sum(
         size
-        for key, size in bucket.keys("videos/").items()
+        for key, size in bucket.objects("videos/").items()
         if key.rsplit("/", 1)[-1].split(".")[0] in ("video", "cover", "thumb", "preview")
     )
     assert standin.stats.media_bytes_sent <= 1.3 * archived, (

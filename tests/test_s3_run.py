@@ -17,7 +17,7 @@ async def test_a_run_into_a_bucket_archives_both_services_byte_exact(
     result = await run_cli("run", "-c", config, "--no-progress")
     assert result.code == 0, result.output
     assert_bucket_exact(bucket, "videos", standin)
-    keys = bucket.keys("videos/")
+    keys = bucket.objects("videos/")
     assert "videos/faceswap/SHA256SUMS" in keys
     assert "videos/chanjing/SHA256SUMS" in keys
     # The bucket holds a consistent copy of the manifest; the lock is gone.
@@ -37,4 +37,4 @@ async def test_a_run_into_a_bucket_archives_both_services_byte_exact(
     # A second run fetches nothing.
     again = await run_cli("run", "-c", config, "--no-progress", "-v")
     assert again.code == 0, again.output
-    assert bucket.keys("videos/").keys() == keys.keys()
+    assert bucket.objects("videos/").keys() == keys.keys()

@@ -86,12 +86,19 @@ def _bucket_run(
     config: Config, bucket: BucketSettings, sources: tuple[SourceConfig, ...], opts: RunOptions
 ) -> RunStats:
     """A run into a bucket: the state folder's lock, then the bucket's, then the run."""
-    from archiver.store.remote import BucketLock, check_bucket, publish
+    from archiver.store.remote import BucketLock, check_bucket, publish, take_over
 
     check_bucket(bucket)  # exit 2 before anything is listed or written
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir):
-        manifest = ManifestStore.open(config.archive_dir / MANIFEST)
+        path = config.archive_dir / MANIFEST
+        if not path.exists() and take_over(bucket, path):
+            log.warning(
+                "%s: no manifest in %s; took over the archive from the bucket's copy",
+                bucket.url,
+                config.archive_dir,
+            )
+        manifest = ManifestStore.open(path)
         try:
             stats = _locked_run(config, manifest, sources, opts)
             # The bucket alone must be a complete archive: its checksums and manifest copy.

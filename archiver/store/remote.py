@@ -49,9 +49,11 @@ RENEW_EVERY = 120.0
 NO_CONDITIONAL = frozenset({"NotImplemented", "501", "InvalidArgument"})
 
 
-def _with_store(settings: BucketSettings, step: Callable[[BucketStore], Awaitable[T]]) -> T:
+def _with_store(
+    settings: BucketSettings, step: Callable[[BucketStore], Awaitable[T]], attempts: int = 8
+) -> T:
     async def main() -> T:
-        async with BucketStore(settings) as store:
+        async with BucketStore(settings, attempts=attempts) as store:
             return await step(store)
 
     return asyncio.run(main())
@@ -59,7 +61,8 @@ def _with_store(settings: BucketSettings, step: Callable[[BucketStore], Awaitabl
 
 def check_bucket(settings: BucketSettings) -> None:
     """Exit 2 (a `ConfigError`) if the bucket cannot be used; before anything is listed."""
-    _with_store(settings, lambda store: store.check_usable())
+    # Few attempts: a wrong endpoint or a missing bucket is told at once, not after backoff.
+    _with_store(settings, lambda store: store.check_usable(), attempts=2)
 
 
 class BucketLock:
@@ -162,6 +165,34 @@ def _state_id(state_dir: Path) -> str:
     ):
         out.write(made.encode())
     return made
+
+
+def take_over(settings: BucketSettings, manifest: Path) -> bool:
+    """Fetch the bucket's manifest copy into the empty state folder; False if it has none.
+
+    A lost state folder then costs no download: what the copy lists is archived already.
+    """
+    temp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
+
+    async def fetch(store: BucketStore) -> bool:
+        found = False
+        with temp.open("wb") as out:
+            async for chunk in store.stream(MANIFEST_COPY):
+                if chunk is None:
+                    return False
+                out.write(chunk)
+                found = True
+            out.flush()
+            os.fsync(out.fileno())
+        return found
+
+    try:
+        if not _with_store(settings, fetch):
+            return False
+        temp.replace(manifest)
+    finally:
+        temp.unlink(missing_ok=True)
+    return True
 
 
 def publish(

@@ -57,18 +57,21 @@ def b64_sha256(digest: bytes) -> str:
 class BucketStore:
     """One bucket and prefix, opened with `async with` inside the run's event loop."""
 
-    def __init__(self, settings: BucketSettings, *, connections: int = 10) -> None:
+    def __init__(
+        self, settings: BucketSettings, *, connections: int = 10, attempts: int = 8
+    ) -> None:
         self.settings = settings
         self.bucket = settings.bucket
         self.url = settings.url
         self._base = f"{settings.prefix}/" if settings.prefix else ""
         self._connections = connections
+        self._attempts = attempts
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
     async def __aenter__(self) -> BucketStore:
         config = AioConfig(
-            retries={"max_attempts": 8, "mode": "standard"},
+            retries={"max_attempts": self._attempts, "mode": "standard"},
             max_pool_connections=self._connections,
             connect_timeout=15,
             read_timeout=60,

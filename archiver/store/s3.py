@@ -31,6 +31,7 @@ from archiver.errors import ArchiverError, ConfigError, TransferError
 from archiver.store.uploads import Part, UploadRecord
 
 READ_BLOCK = 1 << 20
+STAMPED_UP_TO = 5 * 1024**3  # the largest object a CopyObject takes: larger ones go unstamped
 # Store errors that mean the key is not there, not that the store failed.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -186,6 +187,17 @@ class BucketStore:
                     yield entry["Key"][start:], int(entry["Size"])
         except (ClientError, BotoCoreError) as exc:
             raise self.failure(relative_prefix, exc) from exc
+
+    async def copy(self, relative: str, to: str) -> None:
+        """Copy an object within the bucket, done by the store (quarantine of damaged bytes)."""
+        try:
+            await self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self.key(to),
+                CopySource={"Bucket": self.bucket, "Key": self.key(relative)},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self.failure(relative, exc) from exc
 
     async def delete(self, relative: str) -> None:
         """Remove one object of the archive's own (the lock); never used on the payload."""
@@ -364,7 +376,7 @@ class MediaUpload:
 
     async def _stamp(self, digest: str) -> None:
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        if self.size > 5 * 1024**3:  # beyond what one CopyObject takes: the sidecar has it
+        if self.size > STAMPED_UP_TO:  # the sidecar and the manifest have it
             return
         try:
             await client.copy_object(

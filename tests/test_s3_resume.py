@@ -16,7 +16,7 @@ from pathlib import Path
 from archiver.standin import DatasetSpec
 from tests.bucket import Bucket, assert_bucket_exact
 from tests.conftest import StandInFactory
-from tests.support import config_dict, run_child, spawn_cli, write_config
+from tests.support import config_dict, run_child, run_cli, spawn_cli, write_config
 
 MiB = 1024**2
 SPEC = DatasetSpec(
@@ -81,3 +81,25 @@ async def test_kill_9_mid_upload_then_a_run_resumes_with_no_orphan(
     )
     # The parts in the store were not fetched again: the last run asked only for the rest.
     assert standin.stats.media_bytes_sent - served_before <= archived - in_store
+
+
+async def test_status_counts_the_uploads_a_killed_run_left(
+    make_standin: StandInFactory, bucket: Bucket, tmp_path: Path
+) -> None:
+    standin = await make_standin(SPEC)
+    settings = config_dict(standin, **bucket.s3_config(part_size=5 * MiB), bandwidth_limit=20 * MiB)
+    config = write_config(tmp_path, settings)
+    child = await spawn_cli("run", "-c", config, output=tmp_path / "killed.txt")
+    try:
+        async with asyncio.timeout(60):
+            while _uploaded_parts(bucket) < 1:
+                assert child.returncode is None, (tmp_path / "killed.txt").read_text()
+                await asyncio.sleep(0.05)
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+    left = len(bucket.uploads())
+    status = await run_cli("status", "-c", config, "--json")
+    assert status.code == 0, status.output
+    assert json.loads(status.output)["uploads_in_progress"] == left > 0

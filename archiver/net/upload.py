@@ -94,8 +94,9 @@ class _Upload:
         self.expects = expects
         self.records = records
 
-    async def _resumable(self) -> UploadRecord | None:
-        """The upload an earlier attempt left, if the store still holds all its parts."""
+    async def _resumable(self) -> UploadRecord | FetchedFile | None:
+        """The upload an earlier attempt left, if the store still holds all its parts; or the
+        file itself, if that upload was completed by a run killed before it recorded so."""
         if self.records is None:
             return None
         record = self.records.load(self.folder, self.stem)
@@ -105,8 +106,25 @@ class _Upload:
             held = await self.store.parts_of(record.relative, record.upload_id)
             if held is not None and all(held.get(p.number) == p.etag for p in record.parts):
                 return record
+            if held is None:
+                adopted = await self._adopt(record)
+                if adopted is not None:
+                    return adopted
         await self._drop(record)
         return None
+
+    async def _adopt(self, record: UploadRecord) -> FetchedFile | None:
+        """The object a completed upload made, whole: hashed as the store has it."""
+        found = await self.store.head(record.relative)
+        if found is None or found.size != record.total:
+            return None
+        digest = found.sha256 or await self.store.sha256_of(record.relative, found.size)
+        if found.sha256 is None:
+            await self.store.upload(record.relative, record.content_type).stamp(digest)
+        if self.records is not None:
+            self.records.remove(self.folder, self.stem)
+        name = record.relative.rsplit("/", 1)[-1]
+        return FetchedFile(self.role, name, self.url, found.size, digest, record.content_type)
 
     async def _drop(self, record: UploadRecord) -> None:
         await self.store.abort_upload(record.relative, record.upload_id)
@@ -115,6 +133,8 @@ class _Upload:
 
     async def attempt(self) -> FetchedFile:
         record = await self._resumable()
+        if isinstance(record, FetchedFile):
+            return record
         headers = {}
         if record is not None:
             headers = {"Range": f"bytes={record.uploaded}-", "If-Range": record.validator}

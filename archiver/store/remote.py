@@ -167,6 +167,14 @@ def _state_id(state_dir: Path) -> str:
     return made
 
 
+def uploads_in_progress(settings: BucketSettings) -> int | str:
+    """How many multipart uploads are in progress under the prefix, or why it is not known."""
+    try:
+        return _with_store(settings, lambda store: store.count_uploads(), attempts=2)
+    except ArchiverError as exc:
+        return str(exc)
+
+
 def take_over(settings: BucketSettings, manifest: Path) -> bool:
     """Fetch the bucket's manifest copy into the empty state folder; False if it has none.
 

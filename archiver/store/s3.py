@@ -371,10 +371,11 @@ class MediaUpload:
             digest = await self.store.sha256_of(self.relative, self.size)
         # The whole file's sha256 is known only now, after the object was made: it is put on
         # the object by a copy onto itself (done by the store, no byte goes over the network).
-        await self._stamp(digest)
+        await self.stamp(digest)
         return digest
 
-    async def _stamp(self, digest: str) -> None:
+    async def stamp(self, digest: str) -> None:
+        """Store the file's sha256 with the object made already (a copy onto itself)."""
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
         if self.size > STAMPED_UP_TO:  # the sidecar and the manifest have it
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -34,6 +35,17 @@ async def test_a_run_into_a_bucket_archives_both_services_byte_exact(
     state = tmp_path / "state"
     assert (state / "manifest.sqlite3").is_file()
     assert not list(state.rglob("*.mp4"))
+    # The store's credentials are nowhere: not in the state folder, not in the bucket.
+    secrets = (
+        os.environ["AWS_SECRET_ACCESS_KEY"].encode(),
+        os.environ["AWS_ACCESS_KEY_ID"].encode(),
+    )
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert not any(s in path.read_bytes() for s in secrets), path
+    for key in keys:
+        assert not any(s in bucket.get(key) for s in secrets), key
+    assert not any(s.decode() in result.output for s in secrets)
     # A second run fetches nothing.
     again = await run_cli("run", "-c", config, "--no-progress", "-v")
     assert again.code == 0, again.output

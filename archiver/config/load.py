@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+AWS_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 LAYOUT_FIELDS = frozenset({"year", "month", "day", "id"})
 
@@ -67,9 +68,15 @@ def load_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     try:
-        return _build_config(path, _expand_used(raw, env, path, sources, notify))
+        config = _build_config(path, _expand_used(raw, env, path, sources, notify))
     except ConfigError as exc:
         raise ConfigError(document.locate(str(exc), path)) from None
+    if config.s3 is not None:
+        # The store's credentials are botocore's to read, never ours to write: should one
+        # ever reach a message, it is redacted like any other secret.
+        aws = {env.get(name) for name in AWS_SECRETS}
+        config = dataclasses.replace(config, secrets=config.secrets | {s for s in aws if s})
+    return config
 
 
 def _expand_used(

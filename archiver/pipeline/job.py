@@ -30,7 +30,7 @@ from archiver.reporting.repeats import FAILED, REJECTED, RepeatedWarnings
 from archiver.reporting.stats import RunStats, SourceStats
 from archiver.sources import Source, SourceContext, source_types
 from archiver.sources.records import ArchiveItem, Page, Rejected, Unfinished
-from archiver.store.archivefs import ItemFolders
+from archiver.store.backend import ArchiveStore, FolderStore
 from archiver.store.durable import BatchCommitter
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import (
@@ -104,11 +104,10 @@ class ArchiveJob:
         self._committer: BatchCommitter | None = None
         self._incremental: dict[str, bool] = {}
         self._warnings = RepeatedWarnings(log)
-        self._folders = ItemFolders(self.root)
         # A bucket archive keeps nothing but its manifest and reports on the local disk.
         self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
-        self._bucket: BucketStore | None = None
-        self._uploads: UploadRecords | None = None
+        # Where the items go: the archive's folder, or its bucket once opened (`_open_bucket`).
+        self._store: ArchiveStore = FolderStore(str(self.root), self.space)
 
     async def run(self, sources: tuple[SourceConfig, ...]) -> RunStats:
         """Archive everything new from `sources`; returns the run's statistics."""
@@ -164,7 +163,7 @@ class ArchiveJob:
         except asyncio.CancelledError:
             self.stats.interrupted = True
         finally:
-            self._folders.close()
+            self._store.close()
             if self._committer is not None:
                 # What finished before the stop is recorded; the rest is retried next time.
                 try:
@@ -186,7 +185,8 @@ class ArchiveJob:
         if settings is None or self.dry_run:
             yield
             return
-        from archiver.store.s3 import BucketStore  # an optional extra: only for a bucket
+        # An optional extra (aiobotocore), imported for a bucket only.
+        from archiver.store.s3 import BucketItems, BucketStore
         from archiver.store.uploads import UploadRecords
 
         records = UploadRecords(self.root)
@@ -194,12 +194,12 @@ class ArchiveJob:
             # The run holds the archive's lock: an upload in progress is one a killed run left,
             # to be resumed if a record says how, else never to be completed.
             await self._abort_orphans(bucket, records)
-            self._bucket, self._uploads = bucket, records
+            self._store = BucketItems(bucket, records)
             try:
                 yield
                 await self._abort_orphans(bucket, records)
             finally:
-                self._bucket = self._uploads = None
+                self._store = FolderStore(str(self.root), self.space)
 
     async def _abort_orphans(self, bucket: BucketStore, records: UploadRecords) -> None:
         aborted = await bucket.abort_uploads(keep=records.upload_ids())
@@ -426,14 +426,7 @@ class ArchiveJob:
     # Downloading
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
-        limits = ItemLimits(
-            root=str(self.root),
-            max_file_bytes=self.config.max_file_bytes,
-            folders=self._folders,
-            space=self.space,
-            bucket=self._bucket,
-            uploads=self._uploads,
-        )
+        limits = ItemLimits(store=self._store, max_file_bytes=self.config.max_file_bytes)
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)
 

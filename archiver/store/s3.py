@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -28,7 +28,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.config.settings import BucketSettings
 from archiver.errors import ArchiverError, ConfigError, TransferError
-from archiver.store.uploads import Part, UploadRecord
+from archiver.store.backend import Fetch
+from archiver.store.manifest import FileRow
+from archiver.store.sidecar import SIDECAR
+from archiver.store.uploads import Part, UploadRecord, UploadRecords
+
+if TYPE_CHECKING:
+    from archiver.net.download import FetchedFile
 
 READ_BLOCK = 1 << 20
 STAMPED_UP_TO = 5 * 1024**3  # the largest object a CopyObject takes: larger ones go unstamped
@@ -439,3 +445,58 @@ class MediaUpload:
 
 def _listed(part: Part) -> dict[str, Any]:
     return {"PartNumber": part.number, "ETag": part.etag, "ChecksumSHA256": part.checksum}
+
+
+class BucketItems:
+    """The archive's items in a bucket, as the pipeline sees them (`backend.ArchiveStore`)."""
+
+    def __init__(self, store: BucketStore, records: UploadRecords | None) -> None:
+        self.store = store
+        self.records = records
+
+    def open_item(self, folder: str) -> BucketPlace:
+        return BucketPlace(self, folder)
+
+    def close(self) -> None:
+        return
+
+
+class BucketPlace:
+    """An item's folder in the bucket: a key prefix, nothing to open or close."""
+
+    def __init__(self, items: BucketItems, folder: str) -> None:
+        self.items = items
+        self.folder = folder
+
+    @property
+    def path(self) -> str:
+        return self.items.store.where(self.folder)
+
+    async def whole(self, row: FileRow) -> bool:
+        found = await self.items.store.head(row.path)
+        return found is not None and found.size == row.bytes
+
+    async def fetch(self, job: Fetch) -> tuple[FetchedFile, str | None]:
+        from archiver.net.upload import upload_file
+
+        fetched = await upload_file(
+            job.http,
+            self.items.store,
+            job.ref.role,
+            job.ref.url,
+            self.folder,
+            job.stem,
+            max_bytes=job.max_bytes,
+            progress=job.progress,
+            expects=job.ref.expects,
+            records=self.items.records,
+        )
+        return fetched, None  # durable once its upload returned
+
+    async def put_sidecar(self, data: bytes) -> str | None:
+        relative = f"{self.folder}/{SIDECAR}"
+        await self.items.store.put_bytes(relative, data, content_type="application/json")
+        return None
+
+    def close(self) -> None:
+        return

@@ -126,6 +126,19 @@ class _Upload:
         name = record.relative.rsplit("/", 1)[-1]
         return FetchedFile(self.role, name, self.url, found.size, digest, record.content_type)
 
+    async def _complete(self, record: UploadRecord) -> FetchedFile:
+        """Complete an upload a killed run had sent every part of."""
+        upload = self.store.upload(record.relative, record.content_type, resumed=record)
+        try:
+            digest = await upload.finish()
+        except BaseException:
+            await asyncio.shield(self._drop(record))
+            raise
+        if self.records is not None:
+            self.records.remove(self.folder, self.stem)
+        name = record.relative.rsplit("/", 1)[-1]
+        return FetchedFile(self.role, name, self.url, upload.size, digest, record.content_type)
+
     async def _drop(self, record: UploadRecord) -> None:
         await self.store.abort_upload(record.relative, record.upload_id)
         if self.records is not None:
@@ -135,6 +148,8 @@ class _Upload:
         record = await self._resumable()
         if isinstance(record, FetchedFile):
             return record
+        if record is not None and record.uploaded == record.total:
+            return await self._complete(record)  # every part is in: nothing to ask the host
         headers = {}
         if record is not None:
             headers = {"Range": f"bytes={record.uploaded}-", "If-Range": record.validator}
@@ -160,11 +175,13 @@ class _Upload:
             relative = f"{self.folder}/{name}"
             saver = self._saver(relative, response, content_type, total, record)
             upload = self.store.upload(relative, content_type, resumed=record, on_part=saver)
+            part = self.store.settings.part_size
             try:
-                await _stream(
-                    response, upload, self.role, length, self.max_bytes, self.progress, record
-                )
-                digest = await upload.finish()
+                async with self.store.budget.hold(min(length or part, part)):
+                    await _stream(
+                        response, upload, self.role, length, self.max_bytes, self.progress, record
+                    )
+                    digest = await upload.finish()
             except (RetryableError, asyncio.CancelledError):
                 if saver is None:  # nothing to resume from: no part left behind
                     await asyncio.shield(upload.abort())

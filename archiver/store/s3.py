@@ -14,6 +14,7 @@ error code, here at the boundary: nothing above sees a botocore exception.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from archiver.net.download import FetchedFile
 
 READ_BLOCK = 1 << 20
+# Parts held in memory by all uploads together (at least two parts): with the interpreter and
+# botocore, a run stays under 150 MB at 16 MiB parts and concurrency 8.
+PARTS_IN_MEMORY = 64 * 1024**2
 STAMPED_UP_TO = 5 * 1024**3  # the largest object a CopyObject takes: larger ones go unstamped
 # Store errors that mean the key is not there, not that the store failed.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -75,6 +79,7 @@ class BucketStore:
         self._attempts = attempts
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
+        self.budget = PartBudget(max(2 * settings.part_size, PARTS_IN_MEMORY))
 
     async def __aenter__(self) -> BucketStore:
         config = AioConfig(
@@ -301,6 +306,40 @@ class BucketStore:
         return self._client
 
 
+class PartBudget:
+    """Bytes of parts held in memory by all the uploads of a run together.
+
+    Each upload holds up to a part of its file while it is gathered and sent; with eight
+    transfers of 16 MiB parts that alone would be 128 MiB. An upload takes its share (its
+    file's size, at most a part) before it reads the body, so the media host's connection
+    waits in the kernel, not in our memory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiting: list[asyncio.Future[None]] = []
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.limit)
+        while self.used + size > self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiting.remove(waiter)
+        self.used += size
+        try:
+            yield
+        finally:
+            self.used -= size  # on the event loop's thread: nothing to lock
+            for waiter in self._waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
 class MediaUpload:
     """One media file streamed into the bucket as it arrives, final only at `finish`.
 
@@ -325,8 +364,8 @@ class MediaUpload:
         self.size = 0
         # Unknown for an upload resumed: the whole file is hashed once complete (see `finish`).
         self._hash: Any = hashlib.sha256()
-        self._held: list[bytes] = []
-        self._held_size = 0
+        # One part at most, gathered in place: no list of chunks joined into a second copy.
+        self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[Part] = []
         self._on_part = on_part
@@ -340,10 +379,14 @@ class MediaUpload:
         if self._hash is not None:
             self._hash.update(chunk)
         self.size += len(chunk)
-        self._held.append(chunk)
-        self._held_size += len(chunk)
-        if self._held_size >= self.part_size:
-            await self._send_part(final=False)
+        room = self.part_size - len(self._buffer)
+        if len(chunk) < room:
+            self._buffer += chunk
+            return
+        view = memoryview(chunk)
+        self._buffer += view[:room]
+        await self._send_part()
+        self._buffer = bytearray(view[room:])
 
     async def finish(self) -> str:
         """Make the object final under its key; returns the file's sha256 in hex."""
@@ -351,8 +394,7 @@ class MediaUpload:
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
         try:
             if self._upload_id is None:
-                data = b"".join(self._held)
-                self._held, self._held_size = [], 0
+                data, self._buffer = self._buffer, bytearray()
                 await client.put_object(
                     Bucket=bucket,
                     Key=key,
@@ -362,8 +404,8 @@ class MediaUpload:
                     **self._type(),
                 )
                 return digest
-            if self._held_size:
-                await self._send_part(final=True)
+            if self._buffer:
+                await self._send_part()
             await client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=key,
@@ -397,13 +439,10 @@ class MediaUpload:
         except (ClientError, BotoCoreError) as exc:
             raise self.store.failure(self.relative, exc) from exc
 
-    async def _send_part(self, *, final: bool) -> None:
+    async def _send_part(self) -> None:
+        """Upload the buffer as the next part; the buffer is freed once it is in the store."""
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        data = b"".join(self._held)
-        self._held, self._held_size = [], 0
-        tail = b""
-        if not final and len(data) > self.part_size:
-            data, tail = data[: self.part_size], data[self.part_size :]
+        data, self._buffer = self._buffer, bytearray()
         try:
             if self._upload_id is None:
                 answer = await client.create_multipart_upload(
@@ -427,8 +466,6 @@ class MediaUpload:
         self._parts.append(Part(number, str(answer["ETag"]), checksum, len(data)))
         if self._on_part is not None:
             self._on_part(self._upload_id, tuple(self._parts))
-        if tail:
-            self._held, self._held_size = [tail], len(tail)
 
     async def abort(self) -> None:
         if self._upload_id is None:

@@ -86,13 +86,20 @@ def _bucket_run(
     config: Config, bucket: BucketSettings, sources: tuple[SourceConfig, ...], opts: RunOptions
 ) -> RunStats:
     """A run into a bucket: the state folder's lock, then the bucket's, then the run."""
-    from archiver.store.remote import BucketLock, check_bucket, publish, take_over
+    from archiver.store.remote import (
+        BucketLock,
+        adopt_from_sidecars,
+        check_bucket,
+        publish,
+        take_over,
+    )
 
     check_bucket(bucket)  # exit 2 before anything is listed or written
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir):
         path = config.archive_dir / MANIFEST
-        if not path.exists() and take_over(bucket, path):
+        lost = not path.exists()
+        if lost and take_over(bucket, path):
             log.warning(
                 "%s: no manifest in %s; took over the archive from the bucket's copy",
                 bucket.url,
@@ -100,6 +107,11 @@ def _bucket_run(
             )
         manifest = ManifestStore.open(path)
         try:
+            if lost:
+                # What the copy does not list (a run killed before it was made), the sidecars do.
+                adopted = adopt_from_sidecars(bucket, manifest)
+                if adopted:
+                    log.warning("%s: took over %d items from their sidecars", bucket.url, adopted)
             stats = _locked_run(config, manifest, sources, opts)
             # The bucket alone must be a complete archive: its checksums and manifest copy.
             _attempt(stats, publish, bucket, manifest, config.archive_dir, list(stats.sources))

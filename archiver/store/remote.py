@@ -203,6 +203,16 @@ def take_over(settings: BucketSettings, manifest: Path) -> bool:
     return True
 
 
+def adopt_from_sidecars(settings: BucketSettings, manifest: ManifestStore) -> int:
+    """Record what the bucket holds whole and the manifest does not (see `rebuild`)."""
+    from archiver.store.rebuild import adopt_sidecars
+
+    run_id = manifest.begin_run("take-over")
+    adopted = _with_store(settings, lambda store: adopt_sidecars(store, manifest, run_id))
+    manifest.finish_run(run_id, 0, {"adopted": adopted})
+    return adopted
+
+
 def publish(
     settings: BucketSettings, manifest: ManifestStore, state_dir: Path, sources: list[str]
 ) -> None:

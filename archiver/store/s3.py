@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 READ_BLOCK = 1 << 20
 # Parts held in memory by all uploads together (at least two parts): with the interpreter and
 # botocore, a run stays under 150 MB at 16 MiB parts and concurrency 8.
-PARTS_IN_MEMORY = 64 * 1024**2
+PARTS_IN_MEMORY = 32 * 1024**2
 STAMPED_UP_TO = 5 * 1024**3  # the largest object a CopyObject takes: larger ones go unstamped
 # Store errors that mean the key is not there, not that the store failed.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -364,8 +365,9 @@ class MediaUpload:
         self.size = 0
         # Unknown for an upload resumed: the whole file is hashed once complete (see `finish`).
         self._hash: Any = hashlib.sha256()
-        # One part at most, gathered in place: no list of chunks joined into a second copy.
-        self._buffer = bytearray()
+        # One part at most, as the chunks came; joined once, into the bytes that are sent.
+        self._held: list[bytes] = []
+        self._held_size = 0
         self._upload_id: str | None = None
         self._parts: list[Part] = []
         self._on_part = on_part
@@ -379,14 +381,16 @@ class MediaUpload:
         if self._hash is not None:
             self._hash.update(chunk)
         self.size += len(chunk)
-        room = self.part_size - len(self._buffer)
+        room = self.part_size - self._held_size
         if len(chunk) < room:
-            self._buffer += chunk
+            self._held.append(chunk)
+            self._held_size += len(chunk)
             return
-        view = memoryview(chunk)
-        self._buffer += view[:room]
+        self._held.append(chunk[:room])
+        self._held_size = self.part_size
         await self._send_part()
-        self._buffer = bytearray(view[room:])
+        if len(chunk) > room:
+            self._held, self._held_size = [chunk[room:]], len(chunk) - room
 
     async def finish(self) -> str:
         """Make the object final under its key; returns the file's sha256 in hex."""
@@ -394,17 +398,17 @@ class MediaUpload:
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
         try:
             if self._upload_id is None:
-                data, self._buffer = self._buffer, bytearray()
+                data = self._take()
                 await client.put_object(
                     Bucket=bucket,
                     Key=key,
-                    Body=data,
+                    Body=io.BytesIO(data),
                     ChecksumSHA256=b64_sha256(hashlib.sha256(data).digest()),
                     Metadata={"sha256": digest},
                     **self._type(),
                 )
                 return digest
-            if self._buffer:
+            if self._held_size:
                 await self._send_part()
             await client.complete_multipart_upload(
                 Bucket=bucket,
@@ -442,7 +446,7 @@ class MediaUpload:
     async def _send_part(self) -> None:
         """Upload the buffer as the next part; the buffer is freed once it is in the store."""
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        data, self._buffer = self._buffer, bytearray()
+        data = self._take()
         try:
             if self._upload_id is None:
                 answer = await client.create_multipart_upload(
@@ -458,7 +462,7 @@ class MediaUpload:
                 Key=key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=io.BytesIO(data),
                 ChecksumSHA256=checksum,
             )
         except (ClientError, BotoCoreError) as exc:
@@ -466,6 +470,13 @@ class MediaUpload:
         self._parts.append(Part(number, str(answer["ETag"]), checksum, len(data)))
         if self._on_part is not None:
             self._on_part(self._upload_id, tuple(self._parts))
+
+    def _take(self) -> bytes:
+        """The part gathered, as one bytes object; the chunks are let go as it is made."""
+        held, self._held, self._held_size = self._held, [], 0
+        data = b"".join(held)
+        held.clear()
+        return data
 
     async def abort(self) -> None:
         if self._upload_id is None:

@@ -42,11 +42,6 @@ def _peak(pid: int) -> int:
 
 @pytest.mark.soak
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    reason="measured 190 MiB peak at 16 MiB parts and 5 MiB parts alike, the parts in memory "
-    "bounded to 32 MiB: the rest is not found yet (a local run of the same data stays under)",
-    strict=False,
-)
 async def test_a_bucket_run_of_large_files_stays_under_150_mb(
     make_standin: StandInFactory, bucket: Bucket, tmp_path: Path
 ) -> None:

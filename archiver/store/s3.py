@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import hashlib
 import io
+import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -307,6 +309,50 @@ class BucketStore:
         return self._client
 
 
+class PartBody(io.RawIOBase):
+    """A part's chunks read as one file, never joined: one copy of the part in memory.
+
+    botocore seeks and reads it (to sign it, to send it again on a retry); aiohttp streams it
+    in blocks. `close` leaves it readable, since aiohttp closes a body it has sent and a retry
+    sends it again.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._starts = list(itertools.accumulate((len(c) for c in chunks), initial=0))
+        self._size = self._starts[-1]
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, min(self._size, base + offset))
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size:
+            return 0
+        index = bisect.bisect_right(self._starts, self._position) - 1
+        chunk = self._chunks[index]
+        offset = self._position - self._starts[index]
+        count = min(len(buffer), len(chunk) - offset)
+        buffer[:count] = memoryview(chunk)[offset : offset + count]
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        return  # see the class's docstring
+
+
 class PartBudget:
     """Bytes of parts held in memory by all the uploads of a run together.
 
@@ -368,6 +414,7 @@ class MediaUpload:
         # One part at most, as the chunks came; joined once, into the bytes that are sent.
         self._held: list[bytes] = []
         self._held_size = 0
+        self._part_hash = hashlib.sha256()
         self._upload_id: str | None = None
         self._parts: list[Part] = []
         self._on_part = on_part
@@ -383,14 +430,17 @@ class MediaUpload:
         self.size += len(chunk)
         room = self.part_size - self._held_size
         if len(chunk) < room:
-            self._held.append(chunk)
-            self._held_size += len(chunk)
+            self._hold(chunk)
             return
-        self._held.append(chunk[:room])
-        self._held_size = self.part_size
+        self._hold(chunk[:room])
         await self._send_part()
         if len(chunk) > room:
-            self._held, self._held_size = [chunk[room:]], len(chunk) - room
+            self._hold(chunk[room:])
+
+    def _hold(self, chunk: bytes) -> None:
+        self._part_hash.update(chunk)
+        self._held.append(chunk)
+        self._held_size += len(chunk)
 
     async def finish(self) -> str:
         """Make the object final under its key; returns the file's sha256 in hex."""
@@ -398,12 +448,12 @@ class MediaUpload:
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
         try:
             if self._upload_id is None:
-                data = self._take()
+                body, checksum = self._take()
                 await client.put_object(
                     Bucket=bucket,
                     Key=key,
-                    Body=io.BytesIO(data),
-                    ChecksumSHA256=b64_sha256(hashlib.sha256(data).digest()),
+                    Body=body,
+                    ChecksumSHA256=checksum,
                     Metadata={"sha256": digest},
                     **self._type(),
                 )
@@ -446,7 +496,9 @@ class MediaUpload:
     async def _send_part(self) -> None:
         """Upload the buffer as the next part; the buffer is freed once it is in the store."""
         client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        data = self._take()
+        body, checksum = self._take()
+        size = body.seek(0, io.SEEK_END)
+        body.seek(0)
         try:
             if self._upload_id is None:
                 answer = await client.create_multipart_upload(
@@ -455,28 +507,27 @@ class MediaUpload:
                 self._upload_id = str(answer["UploadId"])
                 if self._on_part is not None:
                     self._on_part(self._upload_id, ())
-            checksum = b64_sha256(hashlib.sha256(data).digest())
             number = len(self._parts) + 1
             answer = await client.upload_part(
                 Bucket=bucket,
                 Key=key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=io.BytesIO(data),
+                Body=body,
                 ChecksumSHA256=checksum,
             )
         except (ClientError, BotoCoreError) as exc:
             raise self.store.failure(self.relative, exc) from exc
-        self._parts.append(Part(number, str(answer["ETag"]), checksum, len(data)))
+        self._parts.append(Part(number, str(answer["ETag"]), checksum, size))
         if self._on_part is not None:
             self._on_part(self._upload_id, tuple(self._parts))
 
-    def _take(self) -> bytes:
-        """The part gathered, as one bytes object; the chunks are let go as it is made."""
-        held, self._held, self._held_size = self._held, [], 0
-        data = b"".join(held)
-        held.clear()
-        return data
+    def _take(self) -> tuple[PartBody, str]:
+        """The part gathered, as a body to send, and its SHA-256 for the store to check."""
+        body = PartBody(self._held)
+        checksum = b64_sha256(self._part_hash.digest())
+        self._held, self._held_size, self._part_hash = [], 0, hashlib.sha256()
+        return body, checksum
 
     async def abort(self) -> None:
         if self._upload_id is None:

@@ -310,6 +310,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from archiver.catalog.build import write_catalog
 
     config = _existing_archive(args)
+    if config.s3 is not None:
+        raise UsageError(f"{config.s3.url}: the catalog of an archive in a bucket is not made yet")
     print(write_catalog(config.archive_dir))
     return 0
 

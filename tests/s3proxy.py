@@ -16,13 +16,19 @@ SLOW_DOWN = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 
+ACCESS_DENIED = SLOW_DOWN.replace(b"SlowDown", b"AccessDenied").replace(
+    b"Please reduce your request rate.", b"Access Denied"
+)
+
 
 class FaultyStore:
-    """`every`-th request answered 503, the one after it 500, the one after that cut off."""
+    """`every`-th request answered 503, the one after it 500, the one after that cut off;
+    or, with `deny_writes`, a store that lets us read but not write."""
 
-    def __init__(self, upstream: str, every: int = 6) -> None:
+    def __init__(self, upstream: str, every: int = 6, *, deny_writes: bool = False) -> None:
         self.upstream = upstream
         self.every = every
+        self.deny_writes = deny_writes  # every PUT answered 403 AccessDenied, nothing else
         self.count = 0
         self.faults = 0
         self._runner: web.AppRunner | None = None
@@ -50,6 +56,10 @@ class FaultyStore:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.count += 1
         body = await request.read()
+        if self.deny_writes:
+            if request.method == "PUT":
+                return web.Response(status=403, body=ACCESS_DENIED, content_type="application/xml")
+            return await self._forward(request, body)
         turn = self.count % self.every
         if turn == 0:
             self.faults += 1
@@ -61,6 +71,9 @@ class FaultyStore:
             self.faults += 1
             request.transport.abort()  # a reset: no answer at all
             return web.Response()
+        return await self._forward(request, body)
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with self._session.request(

@@ -14,6 +14,7 @@ from archiver.errors import ArchiveBusy
 from archiver.standin import StandIn
 from archiver.store.remote import BucketLock
 from tests.bucket import REGION, Bucket, assert_bucket_exact
+from tests.s3proxy import FaultyStore
 from tests.support import config_dict, run_cli, write_config
 
 
@@ -44,6 +45,20 @@ async def test_a_wrong_endpoint_is_exit_2_in_one_line(
     assert result.code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert bucket.name in result.output
+    assert standin.stats.api_requests == []
+
+
+async def test_a_denied_write_is_exit_2_in_one_line_before_any_listing(
+    standin: StandIn, bucket: Bucket, tmp_path: Path
+) -> None:
+    async with FaultyStore(bucket.endpoint, deny_writes=True) as store:
+        settings = config_dict(standin, **bucket.s3_config())
+        settings["s3"]["endpoint_url"] = store.url
+        result = await run_cli("run", "-c", write_config(tmp_path, settings), "--no-progress")
+    assert result.code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert f"s3://{bucket.name}/videos" in lines[0] and "AccessDenied" in lines[0]
     assert standin.stats.api_requests == []
 
 

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from archiver.config.settings import BucketSettings
-from archiver.errors import ArchiveBusy, ArchiverError
+from archiver.errors import ArchiveBusy, ArchiverError, ConfigError
 from archiver.store.archivefs import archive_folder, atomic_file
 from archiver.store.checksums import FILE_NAME
 from archiver.store.manifest import ManifestStore
@@ -104,7 +104,14 @@ class BucketLock:
         raise ArchiveBusy(f"another archiver run holds {store.url}")
 
     def __enter__(self) -> BucketLock:
-        taken = _with_store(self.settings, self._take)
+        try:
+            taken = _with_store(self.settings, self._take)
+        except ArchiveBusy:
+            raise
+        except ArchiverError as exc:
+            # The lock is the run's first write: a store that refuses it refuses them all.
+            code = error_code(exc.__cause__) if exc.__cause__ else str(exc)
+            raise ConfigError(f"{self.settings.url}: cannot write to the bucket: {code}") from exc
         if not taken:
             log.warning(
                 "%s: the store does not support conditional writes; only the local lock keeps "

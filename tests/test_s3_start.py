@@ -102,3 +102,33 @@ def test_the_conditional_put_keeps_a_second_state_folder_out(
     ):
         pass
     assert "videos/.archiver/lock" not in bucket.objects()
+
+
+def test_the_lock_is_renewed_and_never_overwrites_another_runs(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import archiver.store.remote as remote
+
+    monkeypatch.setattr(remote, "RENEW_EVERY", 0.2)  # a run's two minutes, in a test's time
+    settings = BucketSettings(
+        bucket=bucket.name, prefix="videos", endpoint_url=bucket.endpoint, region=REGION
+    )
+
+    def lock() -> dict[str, object]:
+        document: dict[str, object] = json.loads(bucket.get("videos/.archiver/lock"))
+        return document
+
+    with BucketLock(settings, tmp_path):
+        first = lock()
+        time.sleep(0.8)
+        renewed = lock()
+        assert renewed["state"] == first["state"]
+        assert float(renewed["expires"]) > float(first["expires"])  # type: ignore[arg-type]
+        # Another run took it over (ours had expired): a renewal must not write over it.
+        other = {"holder": "elsewhere pid 1", "state": "another", "expires": time.time() + 300}
+        bucket.client.put_object(
+            Bucket=bucket.name, Key="videos/.archiver/lock", Body=json.dumps(other).encode()
+        )
+        time.sleep(0.8)
+        assert lock()["holder"] == "elsewhere pid 1"
+    assert lock()["holder"] == "elsewhere pid 1"  # nor delete it when this run ends

@@ -74,6 +74,7 @@ class BucketLock:
         self.state = _state_id(state_dir)
         self._held = False
         self._stop = threading.Event()
+        self._etag: str | None = None  # of the lock as last written: a renewal replaces only it
         self._renewer: threading.Thread | None = None
 
     def _document(self) -> bytes:
@@ -85,7 +86,7 @@ class BucketLock:
         """True if taken; False if the store cannot do conditional writes."""
         for _ in range(2):
             try:
-                await store.put_bytes(LOCK, self._document(), if_none_match=True)
+                self._etag = await store.put_bytes(LOCK, self._document(), if_none_match=True)
                 return True
             except ArchiverError as exc:
                 code = error_code(exc.__cause__) if exc.__cause__ else ""
@@ -124,12 +125,23 @@ class BucketLock:
         self._renewer.start()
         return self
 
+    async def _release(self, store: BucketStore) -> None:
+        """Delete the lock if it is still ours: another's (ours expired) is left alone."""
+        _, state, _ = _parse_lock(await store.read(LOCK))
+        if state == self.state:
+            await store.delete(LOCK)
+
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY):
             try:
-                _with_store(self.settings, lambda s: s.put_bytes(LOCK, self._document()))
+                self._etag = _with_store(
+                    self.settings,
+                    lambda s: s.put_bytes(LOCK, self._document(), if_match=self._etag),
+                )
             except Exception as exc:  # the next renewal may do; the lock lives 10 minutes
-                log.warning("%s: could not renew the lock: %s", self.settings.url, exc)
+                # A lock changed by another (ours expired and was taken over) is never
+                # overwritten: `PreconditionFailed` then says so here, each time.
+                log.error("%s: could not renew the lock: %s", self.settings.url, exc)
 
     def __exit__(
         self,
@@ -143,7 +155,7 @@ class BucketLock:
         if self._held:
             self._held = False
             try:
-                _with_store(self.settings, lambda s: s.delete(LOCK))
+                _with_store(self.settings, self._release)
             except Exception as error:  # it expires by itself
                 log.warning("%s: could not release the lock: %s", self.settings.url, error)
 

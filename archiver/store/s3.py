@@ -134,13 +134,25 @@ class BucketStore:
     # Small files
 
     async def put_bytes(
-        self, relative: str, data: bytes, *, if_none_match: bool = False, content_type: str = ""
+        self,
+        relative: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        content_type: str = "",
     ) -> str:
-        """Write a small object in one PUT with its checksum; returns its ETag."""
+        """Write a small object in one PUT with its checksum; returns its ETag.
+
+        `if_none_match`: only if there is no such object; `if_match`: only if it is still the
+        one of that ETag (the store answers `PreconditionFailed` otherwise).
+        """
         digest = hashlib.sha256(data).digest()
         extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = if_match
         if content_type:
             extra["ContentType"] = content_type
         try:

@@ -294,6 +294,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         status = archive_status(manifest, template_sources=_template_sources(config))
     finally:
         manifest.close()
+    if config.s3 is not None:
+        from archiver.store.remote import uploads_in_progress
+
+        status.uploads_in_progress = uploads_in_progress(config.s3)
     print(status_json(status) if args.json else status_text(status))
     return 0
 
@@ -306,6 +310,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from archiver.catalog.build import write_catalog
 
     config = _existing_archive(args)
+    if config.s3 is not None:
+        raise UsageError(f"{config.s3.url}: the catalog of an archive in a bucket is not made yet")
     print(write_catalog(config.archive_dir))
     return 0
 

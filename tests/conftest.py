@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from archiver.standin import DatasetSpec, StandIn
+
+if TYPE_CHECKING:
+    from tests.bucket import Bucket
 
 SMALL_SPEC = DatasetSpec(vth_tasks=30, chanjing_tasks=30, templates=6)
 
@@ -35,3 +39,29 @@ async def make_standin() -> AsyncIterator[StandInFactory]:
     yield make
     for running in reversed(started):
         await running.close()
+
+
+# The bucket tests' credentials: dummies for the loopback S3 server, and no user's ~/.aws.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="archiver-test",
+    AWS_SECRET_ACCESS_KEY="archiver-test-secret",
+    AWS_CONFIG_FILE=os.devnull,
+    AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A loopback S3 API (moto's server), one for the whole session."""
+    from tests.bucket import start_server
+
+    yield from start_server()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> Bucket:
+    """A new empty bucket on the loopback S3 API."""
+    from tests.bucket import new_bucket
+
+    return new_bucket(s3_endpoint)

@@ -20,7 +20,7 @@ def test_the_example_config_loads() -> None:
 
 def test_the_example_mentions_every_setting() -> None:
     text = EXAMPLE.read_text()
-    mentioned = set(re.findall(r"^\s*#?\s*([a-z_]+):", text, flags=re.MULTILINE))
+    mentioned = set(re.findall(r"^\s*#?\s*([a-z0-9_]+):", text, flags=re.MULTILINE))
     names = {f.name for f in dataclasses.fields(HttpSettings)}
     names |= {f.name for f in dataclasses.fields(Config)} - {"path", "sources", "secrets"}
     for source in source_types().values():

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from archiver.config.settings import Config, SourceConfig
+from archiver.config.settings import BucketSettings, Config, SourceConfig
 from archiver.errors import ArchiverError, ConfigError, UsageError
 from archiver.pipeline.job import ArchiveJob
 from archiver.pipeline.listing import Progress
@@ -73,11 +73,51 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
     sources = select_sources(config, options.sources)
     if options.dry_run:
         return _dry_run(config, sources)
+    if config.s3 is not None:
+        return _bucket_run(config, config.s3, sources, options)
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir):
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
             return _locked_run(config, manifest, sources, options)
+        finally:
+            manifest.close()
+
+
+def _bucket_run(
+    config: Config, bucket: BucketSettings, sources: tuple[SourceConfig, ...], opts: RunOptions
+) -> RunStats:
+    """A run into a bucket: the state folder's lock, then the bucket's, then the run."""
+    from archiver.store.remote import (
+        BucketLock,
+        adopt_from_sidecars,
+        check_bucket,
+        publish,
+        take_over,
+    )
+
+    check_bucket(bucket)  # exit 2 before anything is listed or written
+    create_archive_dir(config)
+    with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir):
+        path = config.archive_dir / MANIFEST
+        lost = not path.exists()
+        if lost and take_over(bucket, path):
+            log.warning(
+                "%s: no manifest in %s; took over the archive from the bucket's copy",
+                bucket.url,
+                config.archive_dir,
+            )
+        manifest = ManifestStore.open(path)
+        try:
+            if lost:
+                # What the copy does not list (a run killed before it was made), the sidecars do.
+                adopted = adopt_from_sidecars(bucket, manifest)
+                if adopted:
+                    log.warning("%s: took over %d items from their sidecars", bucket.url, adopted)
+            stats = _locked_run(config, manifest, sources, opts)
+            # The bucket alone must be a complete archive: its checksums and manifest copy.
+            _attempt(stats, publish, bucket, manifest, config.archive_dir, list(stats.sources))
+            return stats
         finally:
             manifest.close()
 
@@ -151,9 +191,13 @@ def finish_run(
     Each is tried whatever became of the ones before: a step that fails makes the run's exit
     status 1 and says why in one line, and the run record is closed in any case.
     """
-    for name in stats.sources:
+    for name in stats.sources if config.s3 is None else ():  # a bucket's: `publish`
         _attempt(stats, write_checksums, manifest, config.archive_dir, name)
-    if config.catalog and (stats.eventful or not (config.archive_dir / "index.html").exists()):
+    if (
+        config.s3 is None
+        and config.catalog
+        and (stats.eventful or not (config.archive_dir / "index.html").exists())
+    ):
         _write_catalog(config.archive_dir)
     if opts.on_end is not None:
         stats.warnings.extend(opts.on_end(stats))

@@ -58,6 +58,9 @@ class ArchiveStatus:
     sources: dict[str, SourceStatus]
     bytes: int
     runs: list[RunRecord]
+    # A bucket archive's multipart uploads in progress (a killed run's, to be resumed or
+    # aborted by the next run), or why the bucket could not be asked; None for a folder.
+    uploads_in_progress: int | str | None = None
 
 
 def archive_status(
@@ -134,6 +137,10 @@ def status_json(status: ArchiveStatus) -> str:
 def status_text(status: ArchiveStatus) -> str:
     """The status as a few lines a person reads at a glance."""
     lines = [f"archive: {human_bytes(status.bytes)}"]
+    if isinstance(status.uploads_in_progress, int):
+        lines.append(f"multipart uploads in progress: {status.uploads_in_progress}")
+    elif status.uploads_in_progress is not None:
+        lines.append(f"multipart uploads in progress: unknown ({status.uploads_in_progress})")
     for name, s in status.sources.items():
         templates = (
             f" and {s.templates_archived} templates"

@@ -212,11 +212,19 @@ def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | Non
         blocks = []
         while block := os.read(fd, SIDECAR_READ):
             blocks.append(block)
-        text = b"".join(blocks).decode("utf-8")
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         return f"unreadable ({exc})"
     finally:
         os.close(fd)
+    return sidecar_problem(b"".join(blocks), current)
+
+
+def sidecar_problem(data: bytes, current: dict[str, str]) -> str | None:
+    """What is wrong with a sidecar's bytes, given the manifest's current files; None if ok."""
+    try:
+        text = data.decode("utf-8")
+    except ValueError as exc:
+        return f"unreadable ({exc})"
     try:
         document: Any = json.loads(text)
     except ValueError:
@@ -235,12 +243,15 @@ def _check_sidecar(base: str, folder: str, current: dict[str, str]) -> str | Non
     return None
 
 
-def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem]) -> None:
+def mark_for_refetch(
+    manifest: ManifestStore, root: Path, problems: list[Problem], *, quarantined: bool = False
+) -> None:
     """Send each damaged item back to be fetched again by the next run.
 
     Damaged bytes go to the quarantine first, so the next run cannot take them for a finished
     download. An item whose bytes cannot be moved there (a link in the way) is named and left
-    as it is, for the next `verify` to find again.
+    as it is, for the next `verify` to find again. `quarantined`: they are kept already (a
+    bucket's, copied by the store).
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     damaged_files: dict[tuple[str, str, str], list[str]] = {}
@@ -250,7 +261,9 @@ def mark_for_refetch(manifest: ManifestStore, root: Path, problems: list[Problem
         key = (p.source, p.kind, p.item_id)
         if name != SIDECAR:
             damaged_files.setdefault(key, []).append(name)
-            if what != "missing" and not _move_aside(manifest, root, p, name, stamp):
+            if quarantined or what == "missing":
+                continue
+            if not _move_aside(manifest, root, p, name, stamp):
                 stuck.add(key)
     keys = {(p.source, p.kind, p.item_id) for p in problems} - stuck
     manifest.forget_files({key: names for key, names in damaged_files.items() if key not in stuck})
@@ -281,6 +294,12 @@ def run_verify(
     unknown = set(sources) - {s.name for s in config.sources}
     if unknown:
         raise UsageError(f"no source named {sorted(unknown)[0]!r} in {config.path}")
+    if config.s3 is not None:
+        from archiver.commands.verify_bucket import run_bucket_verify
+
+        return run_bucket_verify(
+            config, config.s3, sources, quick=quick, interactive=interactive, verbosity=verbosity
+        )
     path = config.archive_dir / MANIFEST
     if not path.exists():
         raise UsageError(f"{config.archive_dir}: no archive here: nothing has been archived yet")

@@ -18,7 +18,13 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from archiver.config.settings import Config, HttpSettings, NotifySettings, SourceConfig
+from archiver.config.settings import (
+    BucketSettings,
+    Config,
+    HttpSettings,
+    NotifySettings,
+    SourceConfig,
+)
 from archiver.config.yamlcheck import read_yaml
 from archiver.errors import ConfigError
 from archiver.sources import source_types
@@ -27,6 +33,8 @@ T = TypeVar("T")
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+AWS_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 LAYOUT_FIELDS = frozenset({"year", "month", "day", "id"})
 
 
@@ -60,9 +68,15 @@ def load_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     try:
-        return _build_config(path, _expand_used(raw, env, path, sources, notify))
+        config = _build_config(path, _expand_used(raw, env, path, sources, notify))
     except ConfigError as exc:
         raise ConfigError(document.locate(str(exc), path)) from exc
+    if config.s3 is not None:
+        # The store's credentials are botocore's to read, never ours to write: should one
+        # ever reach a message, it is redacted like any other secret.
+        aws = {env.get(name) for name in AWS_SECRETS}
+        config = dataclasses.replace(config, secrets=config.secrets | {s for s in aws if s})
+    return config
 
 
 def _expand_used(
@@ -123,11 +137,14 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
     sources_raw = raw.pop("sources", None)
     http_raw = raw.pop("http", {})
     notify = _build_notify(raw.pop("notify", None), path)
+    s3_raw = raw.pop("s3", None)
+    state_dir = raw.pop("state_dir", None)
     if "archive_dir" not in raw:
         raise ConfigError(f"{path}: archive_dir: missing (where the archive is kept)")
     top = _settings(Config, raw, path, "", skip=_NOT_TOP_LEVEL, hints=_GIVEN_AS_TEXT)
     http = _build(HttpSettings, http_raw, path, "http")
     sources = _build_sources(sources_raw, path)
+    bucket = _build_bucket(top["archive_dir"], state_dir, s3_raw, path)
     secrets = frozenset(
         value
         for source in sources
@@ -135,12 +152,15 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
         for f in dataclasses.fields(source.settings)
         if f.metadata.get("secret") and (value := getattr(source.settings, f.name))
     ) | (notify.secrets() if notify is not None else frozenset())
-    archive_dir = _beside(path, top.pop("archive_dir"))
+    # An archive in a bucket keeps its manifest, lock and reports in the local state folder.
+    archive_dir = _beside(path, state_dir if bucket is not None else top.pop("archive_dir"))
+    top.pop("archive_dir", None)
     assert archive_dir is not None  # a required key: `_settings` said so if it was missing
     config = Config(
         path=path,
         archive_dir=archive_dir,
         metrics_file=_beside(path, top.pop("metrics_file", None)),
+        s3=bucket,
         **top,
         http=http,
         sources=sources,
@@ -153,7 +173,7 @@ def _build_config(path: Path, raw: dict[str, Any]) -> Config:
 
 # Fields of `Config` that are not plain top-level settings: sections built on their own, and
 # what the loader works out. Every other field is a top-level key, with `Config`'s default.
-_NOT_TOP_LEVEL = frozenset({"path", "http", "sources", "secrets", "notify"})
+_NOT_TOP_LEVEL = frozenset({"path", "http", "sources", "secrets", "notify", "s3"})
 # Paths are written as text and taken relative to the config file's folder (`_beside`).
 _GIVEN_AS_TEXT: dict[str, Any] = {"archive_dir": str, "metrics_file": str | None}
 
@@ -183,6 +203,39 @@ def _check_config(config: Config) -> None:
     for key in ("connect_timeout", "read_timeout", "low_speed_time"):
         if getattr(http, key) <= 0:
             raise ConfigError(f"{path}: http.{key}: must be greater than 0")
+
+
+def _build_bucket(archive_dir: str, state_dir: Any, raw: Any, path: Path) -> BucketSettings | None:
+    """The bucket of an `archive_dir: s3://bucket/prefix`, with its `s3:` section."""
+    if not archive_dir.startswith("s3://"):
+        if raw is not None:
+            raise ConfigError(f"{path}: s3: only for an archive_dir of the form s3://bucket/prefix")
+        if state_dir is not None:
+            raise ConfigError(f"{path}: state_dir: only for an archive_dir in a bucket (s3://...)")
+        return None
+    bucket, _, prefix = archive_dir[5:].partition("/")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if not BUCKET_NAME.fullmatch(bucket) or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(f"{path}: archive_dir: not a bucket and prefix: {archive_dir!r}")
+    if not state_dir:
+        raise ConfigError(
+            f"{path}: state_dir: missing (the local folder for the manifest, lock and run "
+            "reports of an archive in a bucket)"
+        )
+    if not isinstance(state_dir, str):
+        raise ConfigError(f"{path}: state_dir: expected text, got {state_dir!r}")
+    if state_dir.startswith("s3://"):
+        raise ConfigError(f"{path}: state_dir: must be a local folder")
+    settings = _build(BucketSettings, raw, path, "s3")
+    for key in ("bucket", "prefix"):
+        if getattr(settings, key):
+            raise ConfigError(f"{path}: s3.{key}: unknown setting (given by archive_dir)")
+    if settings.part_size < 5 * 1024**2 or settings.part_size > 5 * 1024**3:
+        raise ConfigError(f"{path}: s3.part_size: must be between 5 MiB and 5 GiB")
+    if settings.endpoint_url is not None and not re.match(r"https?://[^/]+", settings.endpoint_url):
+        raise ConfigError(f"{path}: s3.endpoint_url: expected an http(s) URL")
+    return dataclasses.replace(settings, bucket=bucket, prefix=prefix)
 
 
 def _build_notify(raw: Any, path: Path) -> NotifySettings | None:

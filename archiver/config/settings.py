@@ -85,11 +85,33 @@ class NotifySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BucketSettings:
+    """An archive kept in S3-compatible object storage: `archive_dir: s3://bucket/prefix`.
+
+    Credentials are not settings: they come from the standard AWS chain (environment,
+    `AWS_PROFILE` and `~/.aws`, an instance role), so archiver never holds or writes them.
+    """
+
+    bucket: str = ""
+    prefix: str = ""  # without a trailing slash; "" for the bucket's root
+    endpoint_url: str | None = None  # None: AWS
+    region: str | None = None
+    part_size: int = 16 * 1024**2  # multipart part size; S3's minimum is 5 MiB
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole config file, validated."""
 
     path: Path
+    # The local folder of the archive; for a bucket archive (`bucket` set), the state folder,
+    # which holds the manifest, the lock and the run reports while the payload is in the bucket.
     archive_dir: Path
+    s3: BucketSettings | None = None
     concurrency: int = 8
     max_file_bytes: int = 64 * 1024**3
     min_free_space: int = 1024**3  # no download starts or goes on with less free on the disk

@@ -1,25 +1,25 @@
 """Archiving one item: fetch its files into its folder, then write its sidecar.
 
-It touches nothing but the item's own folder, opened once, never through a link, and reports
-what it did as an `ItemResult`; the caller keeps the statistics, the log and the manifest.
+It touches nothing but the item's own folder, opened once through the `ArchiveStore` (a local
+folder or a bucket: this module does not know which), and reports what it did as an
+`ItemResult`; the caller keeps the statistics, the log and the manifest.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, TransferError
-from archiver.net.download import FetchedFile, download_file
+from archiver.net.download import FetchedFile
 from archiver.net.http import HttpClient
 from archiver.sources.records import ArchiveItem
-from archiver.store.archivefs import Folder, ItemFolders, archive_wide, path_error
-from archiver.store.freespace import FreeSpace
+from archiver.store.archivefs import archive_wide, path_error
+from archiver.store.backend import ArchiveStore, Fetch, ItemPlace
 from archiver.store.manifest import FileRow, utc_now
-from archiver.store.paths import file_stem, within
-from archiver.store.sidecar import SIDECAR, sidecar_document, url_identity, write_sidecar
+from archiver.store.paths import file_stem
+from archiver.store.sidecar import SIDECAR, sidecar_bytes, sidecar_document, url_identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +47,8 @@ class ItemResult:
 class ItemLimits:
     """What every item of a run shares."""
 
-    root: str  # the archive folder
+    store: ArchiveStore  # where the archive lives: a folder or a bucket
     max_file_bytes: int
-    folders: ItemFolders  # opens item folders without following links
-    space: FreeSpace | None = None  # min_free_space, checked per file and per block written
 
 
 async def archive_item(
@@ -67,63 +65,58 @@ async def archive_item(
     whole archive (a full disk) is raised, as an `ArchiveWriteError`.
     """
     try:
-        folder, made = limits.folders.open(task.folder)
+        place = limits.store.open_item(task.folder)
     except ArchiverError as exc:
         if isinstance(exc, ArchiveWriteError):
             raise
         return ItemResult((), 0, (("folder", str(exc)),), ())
     try:
-        return await _fill_folder(http, task, limits, folder, made, received)
+        return await _fill(http, task, limits, place, received)
     finally:
-        os.close(folder.fd)
+        place.close()
 
 
-async def _fill_folder(
+async def _fill(
     http: HttpClient,
     task: ItemTask,
     limits: ItemLimits,
-    folder: Folder,
-    made: bool,
+    place: ItemPlace,
     received: Callable[[int], None],
 ) -> ItemResult:
-    """The item's files, then its sidecar, into its open `folder` (`made` if new this run)."""
+    """The item's files, then its sidecar, into its open `place`."""
     item = task.item
     files: list[FileRow] = []
     written: list[str] = []
     failures: list[tuple[str, str]] = []
+    fetched_count = 0
     for ref in item.media:
-        reuse = _reusable(task.known_files, ref.role, ref.url, limits.root)
+        reuse = await _reusable(place, task.known_files, ref.role, ref.url)
         if reuse is not None:
             files.append(reuse)
             continue
         stem = _free_stem(file_stem(ref), ref.role, ref.url, task.known_files)
         try:
-            fetched = await download_file(
-                http,
-                ref.role,
-                ref.url,
-                folder.path,
-                stem,
-                max_bytes=limits.max_file_bytes,
-                progress=received,
-                # A folder made just now holds nothing of an earlier run: no file of it
-                # needs a look for a `.part` or an orphan.
-                new_folder=made,
-                space=limits.space,
-                expects=ref.expects,
+            fetched, path = await place.fetch(
+                Fetch(http, ref, stem, limits.max_file_bytes, received)
             )
         except (ArchiverError, OSError) as exc:
-            failures.append((ref.role, _why(exc, folder.path)))
+            failures.append((ref.role, _why(exc, place.path)))
             continue
-        written.append(f"{folder.path}/{fetched.name}")
+        fetched_count += 1
+        if path is not None:
+            written.append(path)
         files.append(_file_row(task.folder, fetched))
-    count = len(written)
     if not failures:
         try:
-            written.append(write_sidecar(folder, _document(task, files)))
-        except ArchivePathError as exc:
+            path = await place.put_sidecar(sidecar_bytes(_document(task, files)))
+        except ArchiveWriteError:
+            raise  # the whole archive cannot be written: the run stops
+        except ArchiverError as exc:  # a link in the way, a store refusing this one object
             failures.append((SIDECAR, str(exc)))
-    return ItemResult(tuple(files), count, tuple(failures), tuple(written))
+        else:
+            if path is not None:
+                written.append(path)
+    return ItemResult(tuple(files), fetched_count, tuple(failures), tuple(written))
 
 
 def _why(exc: ArchiverError | OSError, folder: str) -> str:
@@ -165,18 +158,16 @@ def _document(task: ItemTask, files: list[FileRow]) -> dict[str, Any]:
     )
 
 
-def _reusable(known: tuple[FileRow, ...], role: str, url: str, root: str) -> FileRow | None:
-    """An archived file of this role from the same URL, still whole on disk."""
+async def _reusable(
+    place: ItemPlace, known: tuple[FileRow, ...], role: str, url: str
+) -> FileRow | None:
+    """An archived file of this role from the same URL, still whole in the archive."""
     if not known:
         return None
     identity = url_identity(url)
     for f in known:
         if f.role == role and url_identity(f.url) == identity:
-            try:
-                if os.stat(within(f"{root}/", f.path)).st_size == f.bytes:  # noqa: PTH116
-                    return f
-            except (OSError, ValueError):  # gone, or a row that would lead out of the archive
-                return None
+            return f if await place.whole(f) else None
     return None
 
 

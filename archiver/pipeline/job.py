@@ -10,8 +10,11 @@ stops a run and says why. This module imports no concrete source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ArchiveWriteError
@@ -21,11 +24,15 @@ from archiver.pipeline.listing import Progress, SourceLister, WorkItem
 from archiver.reporting.repeats import FAILED, RepeatedWarnings
 from archiver.reporting.stats import RunStats
 from archiver.sources import SourceContext
-from archiver.store.archivefs import ItemFolders
+from archiver.store.backend import ArchiveStore, FolderStore
 from archiver.store.durable import BatchCommitter
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import ManifestStore, Outcome
 from archiver.store.paths import within
+
+if TYPE_CHECKING:
+    from archiver.store.s3 import BucketStore
+    from archiver.store.uploads import UploadRecords
 
 log = logging.getLogger("archiver")
 
@@ -55,8 +62,10 @@ class ArchiveJob:
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._warnings = RepeatedWarnings(log)
-        self._folders = ItemFolders(self.root)
-        self.space = FreeSpace(str(self.root), config.min_free_space)
+        # A bucket archive keeps nothing but its manifest and reports on the local disk.
+        self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
+        # Where the items go: the archive's folder, or its bucket once opened (`_open_bucket`).
+        self._store: ArchiveStore = FolderStore(str(self.root), self.space)
         self._lister = SourceLister(
             config,
             manifest,
@@ -89,6 +98,8 @@ class ArchiveJob:
 
     def _room_to_start(self) -> bool:
         """Short of min_free_space: first the run's own `.part` files go, else it stops."""
+        if self.space is None:
+            return True
         try:
             self.space.make_room(cfg.name for cfg in self.config.sources)
         except ArchiveWriteError as exc:
@@ -97,11 +108,39 @@ class ArchiveJob:
             return False
         return True
 
+    @contextlib.asynccontextmanager
+    async def _open_bucket(self) -> AsyncIterator[None]:
+        """The archive's bucket for the run, if it has one; multipart uploads left aborted."""
+        settings = self.config.s3
+        if settings is None or self.dry_run:
+            yield
+            return
+        # An optional extra (aiobotocore), imported for a bucket only.
+        from archiver.store.s3 import BucketItems, BucketStore
+        from archiver.store.uploads import UploadRecords
+
+        records = UploadRecords(self.root)
+        async with BucketStore(settings, connections=2 * self.config.concurrency) as bucket:
+            # The run holds the archive's lock: an upload in progress is one a killed run left,
+            # to be resumed if a record says how, else never to be completed.
+            await self._abort_orphans(bucket, records)
+            self._store = BucketItems(bucket, records)
+            try:
+                yield
+                await self._abort_orphans(bucket, records)
+            finally:
+                self._store = FolderStore(str(self.root), self.space)
+
+    async def _abort_orphans(self, bucket: BucketStore, records: UploadRecords) -> None:
+        aborted = await bucket.abort_uploads(keep=records.upload_ids())
+        if aborted:
+            log.info("%s: aborted %d uploads that cannot be resumed", bucket.url, aborted)
+
     def _begin(self, sources: tuple[SourceConfig, ...]) -> None:
         assert self.manifest is not None
-        self._committer = BatchCommitter(
-            self.manifest, self.run_id, self.root, fsync=self.config.durability == "fsync"
-        )
+        # A bucket's objects are durable once their upload returns: nothing to flush.
+        fsync = self.config.durability == "fsync" and self.config.s3 is None
+        self._committer = BatchCommitter(self.manifest, self.run_id, self.root, fsync=fsync)
         # Decided before this run marks the sources unclean: until it ends cleanly, the
         # next run must not trust an early stop.
         self._lister.incremental = {
@@ -118,7 +157,7 @@ class ArchiveJob:
         http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
         try:
             # Exits in reverse: every task ends, then the HTTP session closes.
-            async with http, asyncio.TaskGroup() as group:
+            async with http, self._open_bucket(), asyncio.TaskGroup() as group:
                 context = SourceContext(http)
                 if self._committer is not None:
                     group.create_task(self._committer.run())
@@ -144,7 +183,7 @@ class ArchiveJob:
             log.debug("traceback", exc_info=group.exceptions[0])
 
     async def _close(self, sources: tuple[SourceConfig, ...]) -> None:
-        self._folders.close()
+        self._store.close()
         if self._committer is not None:
             # What finished before the stop is recorded; the rest is retried next time.
             try:
@@ -156,12 +195,7 @@ class ArchiveJob:
             self._warnings.close(cfg.name)
 
     async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
-        limits = ItemLimits(
-            root=str(self.root),
-            max_file_bytes=self.config.max_file_bytes,
-            folders=self._folders,
-            space=self.space,
-        )
+        limits = ItemLimits(store=self._store, max_file_bytes=self.config.max_file_bytes)
         while (work := await queue.get()) is not None:
             await self._archive(http, limits, work)
 

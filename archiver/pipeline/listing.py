@@ -300,6 +300,10 @@ class SourceLister:
         intact: set[int] = set()
         if not checks:
             return intact
+        if self.config.s3 is not None:
+            # A HEAD per file on every run would cost a request per archived file: the manifest
+            # records an object only after its upload returned, and `verify` checks the bucket.
+            return set(checks)
         # Paths relative to an open descriptor of the archive where the system has them: each
         # lookup then walks the archive's own few parts only, not every folder above it.
         try:

@@ -141,14 +141,19 @@ def _file_entry(f: FileRow) -> dict[str, Any]:
     }
 
 
+def sidecar_bytes(document: dict[str, Any]) -> bytes:
+    """The sidecar as written: UTF-8, indented JSON."""
+    # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
+    # escape it came as, the file stays UTF-8 and reads back the same.
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    return text.encode("utf-8", "backslashreplace")
+
+
 def write_sidecar(folder: Folder, document: dict[str, Any]) -> str:
     """Write `metadata.json` atomically into the item's open folder; durability comes later.
 
     Returns its path, for the batch flush. Runs once per item, on the event loop.
     """
-    # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
-    # escape it came as, the file stays UTF-8 and reads back the same.
-    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
     with atomic_file(folder, SIDECAR, durable=False) as out:
-        out.write(text.encode("utf-8", "backslashreplace"))
+        out.write(sidecar_bytes(document))
     return f"{folder.path}/{SIDECAR}"

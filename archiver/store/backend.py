@@ -1,0 +1,139 @@
+"""Where the archive's items go: one interface, a local folder or a bucket.
+
+The pipeline archives an item through an `ArchiveStore` without knowing which it is: it opens
+the item's place, asks whether a file archived before is still whole, fetches each file into
+the place, then puts the sidecar. Both implementations keep the same promises (a file appears
+under its final name only when complete, its sha256 checked; nothing goes through a link).
+
+- `FolderStore` (here): today's local archive, through `archivefs` (the item's folder opened
+  once, never through a link) and `download_file` (a `.part` resumed, renamed when complete).
+  What it writes is returned, to be made durable in the batch flush before the manifest says so.
+- `BucketItems` (`archiver.store.s3`): objects in a bucket, streamed in by `upload_file`;
+  each is durable once its upload returns, so nothing is returned to flush.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from archiver.store.archivefs import Folder, ItemFolders, atomic_file
+from archiver.store.freespace import FreeSpace
+from archiver.store.manifest import FileRow
+from archiver.store.paths import within
+from archiver.store.sidecar import SIDECAR
+
+if TYPE_CHECKING:
+    from archiver.net.download import FetchedFile
+    from archiver.net.http import HttpClient
+    from archiver.sources.records import MediaRef
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One file to fetch into an item's place."""
+
+    http: HttpClient
+    ref: MediaRef
+    stem: str
+    max_bytes: int
+    progress: Callable[[int], None]
+
+
+class ItemPlace(Protocol):
+    """One item's folder in the archive, open while its files and sidecar go in."""
+
+    @property
+    def path(self) -> str:
+        """Where it is, for messages."""
+        ...
+
+    async def whole(self, row: FileRow) -> bool:
+        """Whether a file archived before is still there, of its recorded size."""
+        ...
+
+    async def fetch(self, job: Fetch) -> tuple[FetchedFile, str | None]:
+        """Fetch one file into the place; it, and what to flush to disk (None: nothing)."""
+        ...
+
+    async def put_sidecar(self, data: bytes) -> str | None:
+        """Write the item's `metadata.json` atomically; what to flush (None: nothing)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ArchiveStore(Protocol):
+    """Where the archive lives, as the pipeline sees it."""
+
+    def open_item(self, folder: str) -> ItemPlace:
+        """The place of the item at `folder` (relative to the archive), made if missing.
+
+        Raises an `ArchiverError`: an `ArchiveWriteError` stops the run, any other fails
+        the item only.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class FolderStore:
+    """The archive in a local folder."""
+
+    def __init__(self, root: str, space: FreeSpace | None) -> None:
+        self.root = root
+        self.space = space
+        self._folders = ItemFolders(root)
+
+    def open_item(self, folder: str) -> FolderPlace:
+        opened, made = self._folders.open(folder)
+        return FolderPlace(self, opened, made)
+
+    def close(self) -> None:
+        self._folders.close()
+
+
+class FolderPlace:
+    """An item's folder, open (its descriptor) while the item is archived."""
+
+    def __init__(self, store: FolderStore, folder: Folder, made: bool) -> None:
+        self.store = store
+        self.folder = folder
+        self.made = made  # new in this run: no `.part` of an earlier run can be in it
+
+    @property
+    def path(self) -> str:
+        return self.folder.path
+
+    async def whole(self, row: FileRow) -> bool:
+        try:
+            return os.stat(within(f"{self.store.root}/", row.path)).st_size == row.bytes  # noqa: PTH116
+        except (OSError, ValueError):  # gone, or a row that would lead out of the archive
+            return False
+
+    async def fetch(self, job: Fetch) -> tuple[FetchedFile, str | None]:
+        from archiver.net.download import download_file
+
+        fetched = await download_file(
+            job.http,
+            job.ref.role,
+            job.ref.url,
+            self.folder.path,
+            job.stem,
+            max_bytes=job.max_bytes,
+            progress=job.progress,
+            new_folder=self.made,
+            space=self.store.space,
+            expects=job.ref.expects,
+        )
+        return fetched, f"{self.folder.path}/{fetched.name}"
+
+    async def put_sidecar(self, data: bytes) -> str | None:
+        with atomic_file(self.folder, SIDECAR, durable=False) as out:
+            out.write(data)
+        return f"{self.folder.path}/{SIDECAR}"
+
+    def close(self) -> None:
+        os.close(self.folder.fd)

@@ -1,0 +1,265 @@
+"""What a run does around its job when the archive is a bucket: check, lock, publish.
+
+- `check_bucket`: a missing bucket, a denied request or a wrong endpoint is a `ConfigError`
+  (exit 2) before any listing, one line naming the bucket and the store's code.
+- `BucketLock`: one run per bucket prefix, across machines: `.archiver/lock` is created with a
+  conditional PUT (`If-None-Match: *`), holding its holder and expiry, and rewritten while the
+  run lasts. A live lock held by another is `ArchiveBusy` (exit 4); an expired one (a run
+  killed with -9) is taken over. A store that does not do conditional writes gets a warning,
+  and the local lock of the state folder is all there is.
+- `publish`: after the run, each source's `SHA256SUMS` and a consistent copy of the manifest
+  (SQLite's backup API into a temporary file, then an upload) at `.archiver/manifest.sqlite3`,
+  so that the bucket alone is a complete archive.
+
+Each step runs on a short event loop of its own: the job's loop is closed by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from archiver.config.settings import BucketSettings
+from archiver.errors import ArchiveBusy, ArchiverError, ConfigError
+from archiver.store.archivefs import archive_folder, atomic_file
+from archiver.store.checksums import FILE_NAME
+from archiver.store.manifest import ManifestStore
+from archiver.store.paths import safe_name
+from archiver.store.s3 import BucketStore, error_code
+
+log = logging.getLogger("archiver")
+T = TypeVar("T")
+
+LOCK = ".archiver/lock"
+MANIFEST_COPY = ".archiver/manifest.sqlite3"
+LOCK_LIFETIME = 600.0  # seconds a lock lives unless renewed
+RENEW_EVERY = 120.0
+# What a store answers to a conditional write it does not support.
+NO_CONDITIONAL = frozenset({"NotImplemented", "501", "InvalidArgument"})
+
+
+def _with_store(
+    settings: BucketSettings, step: Callable[[BucketStore], Awaitable[T]], attempts: int = 8
+) -> T:
+    async def main() -> T:
+        async with BucketStore(settings, attempts=attempts) as store:
+            return await step(store)
+
+    return asyncio.run(main())
+
+
+def check_bucket(settings: BucketSettings) -> None:
+    """Exit 2 (a `ConfigError`) if the bucket cannot be used; before anything is listed."""
+    # Few attempts: a wrong endpoint or a missing bucket is told at once, not after backoff.
+    _with_store(settings, lambda store: store.check_usable(), attempts=2)
+
+
+class BucketLock:
+    """Exclusive use of one bucket prefix by one run, renewed in the background."""
+
+    def __init__(self, settings: BucketSettings, state_dir: Path) -> None:
+        self.settings = settings
+        self.holder = f"{socket.gethostname()} pid {os.getpid()}"
+        self.state = _state_id(state_dir)
+        self._held = False
+        self._stop = threading.Event()
+        self._etag: str | None = None  # of the lock as last written: a renewal replaces only it
+        self._renewer: threading.Thread | None = None
+
+    def _document(self) -> bytes:
+        expires = time.time() + LOCK_LIFETIME
+        document = {"holder": self.holder, "state": self.state, "expires": expires}
+        return json.dumps(document).encode()
+
+    async def _take(self, store: BucketStore) -> bool:
+        """True if taken; False if the store cannot do conditional writes."""
+        for _ in range(2):
+            try:
+                self._etag = await store.put_bytes(LOCK, self._document(), if_none_match=True)
+                return True
+            except ArchiverError as exc:
+                code = error_code(exc.__cause__) if exc.__cause__ else ""
+                if code in NO_CONDITIONAL:
+                    return False
+                if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    raise
+            holder, state, expires = _parse_lock(await store.read(LOCK))
+            # A lock of this state folder was left by a run that is dead: the local lock,
+            # held now, keeps two runs of one state folder apart.
+            if state != self.state and expires > time.time():
+                raise ArchiveBusy(f"another archiver run holds {store.url} ({holder})")
+            why = "of a run of this state folder" if state == self.state else "expired"
+            log.warning("%s: taking over the lock of %s, %s", store.url, holder, why)
+            await store.delete(LOCK)
+        raise ArchiveBusy(f"another archiver run holds {store.url}")
+
+    def __enter__(self) -> BucketLock:
+        try:
+            taken = _with_store(self.settings, self._take)
+        except ArchiveBusy:
+            raise
+        except ArchiverError as exc:
+            # The lock is the run's first write: a store that refuses it refuses them all.
+            code = error_code(exc.__cause__) if exc.__cause__ else str(exc)
+            raise ConfigError(f"{self.settings.url}: cannot write to the bucket: {code}") from exc
+        if not taken:
+            log.warning(
+                "%s: the store does not support conditional writes; only the local lock keeps "
+                "two runs apart, so point one machine only at this prefix",
+                self.settings.url,
+            )
+            return self
+        self._held = True
+        self._renewer = threading.Thread(target=self._renew, name="bucket-lock", daemon=True)
+        self._renewer.start()
+        return self
+
+    async def _release(self, store: BucketStore) -> None:
+        """Delete the lock if it is still ours: another's (ours expired) is left alone."""
+        _, state, _ = _parse_lock(await store.read(LOCK))
+        if state == self.state:
+            await store.delete(LOCK)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(RENEW_EVERY):
+            try:
+                self._etag = _with_store(
+                    self.settings,
+                    lambda s: s.put_bytes(LOCK, self._document(), if_match=self._etag),
+                )
+            except Exception as exc:  # the next renewal may do; the lock lives 10 minutes
+                # A lock changed by another (ours expired and was taken over) is never
+                # overwritten: `PreconditionFailed` then says so here, each time.
+                log.error("%s: could not renew the lock: %s", self.settings.url, exc)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        if self._held:
+            self._held = False
+            try:
+                _with_store(self.settings, self._release)
+            except Exception as error:  # it expires by itself
+                log.warning("%s: could not release the lock: %s", self.settings.url, error)
+
+
+def _parse_lock(data: bytes | None) -> tuple[str, str, float]:
+    """The lock's holder, state folder id and expiry (0 if it cannot be read)."""
+    try:
+        document = json.loads(data or b"{}")
+        holder, state = str(document.get("holder", "?")), str(document.get("state", ""))
+        return holder, state, float(document.get("expires", 0))
+    except (ValueError, TypeError, AttributeError):
+        return "?", "", 0.0
+
+
+def _state_id(state_dir: Path) -> str:
+    """A random id of the state folder, made once: whose lock in the bucket is whose."""
+    path = state_dir / ".archiver" / "state-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    made = secrets.token_hex(16)
+    with (
+        archive_folder(state_dir, ".archiver") as folder,
+        atomic_file(folder, path.name, durable=True) as out,
+    ):
+        out.write(made.encode())
+    return made
+
+
+def uploads_in_progress(settings: BucketSettings) -> int | str:
+    """How many multipart uploads are in progress under the prefix, or why it is not known."""
+    try:
+        return _with_store(settings, lambda store: store.count_uploads(), attempts=2)
+    except ArchiverError as exc:
+        return str(exc)
+
+
+def take_over(settings: BucketSettings, manifest: Path) -> bool:
+    """Fetch the bucket's manifest copy into the empty state folder; False if it has none.
+
+    A lost state folder then costs no download: what the copy lists is archived already.
+    """
+    temp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
+
+    async def fetch(store: BucketStore) -> bool:
+        found = False
+        with temp.open("wb") as out:
+            async for chunk in store.stream(MANIFEST_COPY):
+                if chunk is None:
+                    return False
+                out.write(chunk)
+                found = True
+            out.flush()
+            os.fsync(out.fileno())
+        return found
+
+    try:
+        if not _with_store(settings, fetch):
+            return False
+        temp.replace(manifest)
+    finally:
+        temp.unlink(missing_ok=True)
+    return True
+
+
+def adopt_from_sidecars(settings: BucketSettings, manifest: ManifestStore) -> int:
+    """Record what the bucket holds whole and the manifest does not (see `rebuild`)."""
+    from archiver.store.rebuild import adopt_sidecars
+
+    run_id = manifest.begin_run("take-over")
+    adopted = _with_store(settings, lambda store: adopt_sidecars(store, manifest, run_id))
+    manifest.finish_run(run_id, 0, {"adopted": adopted})
+    return adopted
+
+
+def publish(
+    settings: BucketSettings, manifest: ManifestStore, state_dir: Path, sources: list[str]
+) -> None:
+    """Each source's `SHA256SUMS`, then a consistent copy of the manifest, into the bucket."""
+    copy = state_dir / ".archiver" / f".manifest-copy.{os.getpid()}.tmp"
+    try:
+        source = sqlite3.connect(manifest.path)
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+
+        async def upload(store: BucketStore) -> None:
+            for name in sources:
+                lines = "".join(manifest.checksum_lines(name)).encode("utf-8")
+                await store.put_bytes(f"{safe_name(name)}/{FILE_NAME}", lines)
+            upload = store.upload(MANIFEST_COPY, "application/vnd.sqlite3")
+            try:
+                with copy.open("rb") as stream:
+                    while block := stream.read(1 << 20):
+                        await upload.append(block)
+                await upload.finish()
+            except BaseException:
+                await upload.abort()
+                raise
+
+        _with_store(settings, upload)
+    finally:
+        copy.unlink(missing_ok=True)

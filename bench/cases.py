@@ -30,10 +30,20 @@ class Sizes:
     memory_tasks: int = 50_000
     memory_rounds: int = 1
     rerun_tasks: int = 10_000
+    rated_files: int = 40  # the real-world case: about 10-20 s a round at the rate below
+    rated_rate: int = 4 * MIB  # bytes/s per connection
+    scale_tasks: int = 200_000
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(small_tasks=300, big_bytes=64 * MIB, memory_tasks=5_000, rerun_tasks=1_000)
+        return cls(
+            small_tasks=300,
+            big_bytes=64 * MIB,
+            memory_tasks=5_000,
+            rerun_tasks=1_000,
+            rated_files=8,
+            scale_tasks=2_000,
+        )
 
 
 @dataclass

@@ -28,7 +28,7 @@ from types import FrameType
 from bench.cases import Bench, CaseResult, Sizes
 from bench.env import archiver_environment, find_tools, interpreter, machine
 from bench.measure import BenchError
-from bench.report import results_section, table, write_doc
+from bench.report import details, results_section, table, write_doc
 from bench.scenarios import CASES
 from bench.servers import Nginx
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # SIGTERM unwinds like Ctrl-C, so nginx and the stand-in are stopped and the work goes.
     signal.signal(signal.SIGTERM, _interrupt)
-    with _in_memory() if args.tmpfs else contextlib.nullcontext(args.workdir) as workdir:
+    with _in_memory(args.keep) if args.tmpfs else contextlib.nullcontext(args.workdir) as workdir:
         return _in_workdir(args, workdir, started)
 
 
@@ -112,8 +112,8 @@ def _in_workdir(args: argparse.Namespace, workdir: Path | None, started: float) 
 
 
 @contextlib.contextmanager
-def _in_memory() -> Iterator[Path]:
-    """A tmpfs of our own while the run lasts (root only); `/dev/shm` otherwise."""
+def _in_memory(keep: bool) -> Iterator[Path]:
+    """A tmpfs of our own while the run lasts (root only; left mounted to `keep` the work)."""
     if os.geteuid() != 0:
         yield Path("/dev/shm")
         return
@@ -122,9 +122,12 @@ def _in_memory() -> Iterator[Path]:
     try:
         yield mountpoint
     finally:
-        # Lazy: a straggling process with a file open must not leave the mount behind.
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-        mountpoint.rmdir()
+        if keep:
+            print(f"tmpfs left mounted at {mountpoint}: umount it when done")
+        else:
+            # Lazy: a straggling process with a file open must not leave the mount behind.
+            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+            mountpoint.rmdir()
 
 
 def _run(args: argparse.Namespace, work: Path, started: float) -> int:
@@ -157,7 +160,7 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
             results.append(CASES[name](bench))
     elapsed = time.monotonic() - started
     print()
-    for line in table(results):
+    for line in [*table(results), "", *details(results)]:
         print(line)
     print()
     for line in facts.lines():

@@ -96,9 +96,11 @@ class Bench:
         w.archives.append(folder / "archive")
         return measured
 
-    def tool(self, *argv: str | Path, cwd: Path | None = None) -> Measurement:
-        """A peer or another tool, measured; `cwd` is where it writes."""
-        log = (cwd or self.work) / "tool.log"
+    def tool(
+        self, *argv: str | Path, cwd: Path | None = None, log: Path | None = None
+    ) -> Measurement:
+        """A peer or another tool, measured; `cwd` is where it writes, `log` its output."""
+        log = log or (cwd or self.work) / "tool.log"
         return run_measured([self.tools[str(argv[0])], *argv[1:]], cwd=cwd, log=log)
 
     def peer_folder(self, w: Workload, name: str) -> Path:
@@ -315,8 +317,12 @@ def verify_archive(b: Bench) -> CaseResult:
     )
     commands = {
         "archiver": lambda: b.archiver(archive.parent / "config.yaml", "verify"),
+        # Its log goes beside the archive: a file inside it is a stray to the next verify.
         "sha256sum": lambda: b.tool(
-            "sha256sum", "--quiet", "-c", f"{SOURCE}/SHA256SUMS", cwd=archive
+            "sha256sum",
+            *("--quiet", "-c", f"{SOURCE}/SHA256SUMS"),
+            cwd=archive,
+            log=archive.parent / "sha256sum.log",
         ),
     }
     results = b.alternate(commands)

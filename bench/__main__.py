@@ -4,23 +4,32 @@ Starts nginx for the media and the stand-in for the listing API, runs each case 
 commands alternated over several rounds, prints a table with the machine's facts, and (for a
 full run) writes the figures into `docs/benchmarks.md`. Needs nginx, curl, aria2c and
 sha256sum from the distribution (`apt-get install nginx aria2`).
+
+`--tmpfs` puts the work folder in memory (a tmpfs mounted for the run as root, else
+`/dev/shm`): durability stays on, but a flush costs next to nothing, so the figures show each
+program's own work instead of the disk's mood; they go to a section of their own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from bench.cases import CASES, Bench, CaseResult, Sizes
+from bench.cases import Bench, CaseResult, Sizes
 from bench.env import archiver_environment, find_tools, interpreter, machine
 from bench.measure import BenchError
-from bench.report import results_section, table, write_doc
+from bench.report import details, results_section, table, write_doc
+from bench.scenarios import CASES
 from bench.servers import Nginx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +53,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workdir", type=Path, help="where to put data and archives (default: a temp folder)"
     )
+    parser.add_argument(
+        "--tmpfs",
+        action="store_true",
+        help="work in memory (a tmpfs mounted for the run as root, else /dev/shm): "
+        "the tools' own cost without the disk's",
+    )
+    parser.add_argument(
+        "--scale-tasks",
+        type=int,
+        help=f"tasks of the scale case (default {Sizes().scale_tasks:,})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
     parser.add_argument(
         "--doc",
@@ -60,12 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         print("--rounds must be at least 1", file=sys.stderr)
         return 2
+    if args.tmpfs and args.workdir is not None:
+        print("--tmpfs and --workdir exclude each other", file=sys.stderr)
+        return 2
     started = time.monotonic()
     # SIGTERM unwinds like Ctrl-C, so nginx and the stand-in are stopped and the work goes.
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)  # a new folder is a fine place to work
-    work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=args.workdir))
+    with _in_memory(args.keep) if args.tmpfs else contextlib.nullcontext(args.workdir) as workdir:
+        return _in_workdir(args, workdir, started)
+
+
+def _in_workdir(args: argparse.Namespace, workdir: Path | None, started: float) -> int:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)  # a new folder is a fine place to work
+    work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=workdir))
     work.chmod(0o755)  # nginx's workers may run as another user
     try:
         return _run(args, work, started)
@@ -83,6 +111,25 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _in_memory(keep: bool) -> Iterator[Path]:
+    """A tmpfs of our own while the run lasts (root only; left mounted to `keep` the work)."""
+    if os.geteuid() != 0:
+        yield Path("/dev/shm")
+        return
+    mountpoint = Path(tempfile.mkdtemp(prefix="archiver-bench-tmpfs-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "bench", str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        if keep:
+            print(f"tmpfs left mounted at {mountpoint}: umount it when done")
+        else:
+            # Lazy: a straggling process with a file open must not leave the mount behind.
+            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+            mountpoint.rmdir()
+
+
 def _run(args: argparse.Namespace, work: Path, started: float) -> int:
     tools = find_tools()
     python = interpreter()
@@ -93,7 +140,10 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
     chosen = [name for name in CASES if not args.case or name in args.case]
     results: list[CaseResult] = []
     www = work / "www"
-    with Nginx(tools["nginx"], work / "nginx", www) as nginx:
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.scale_tasks is not None:
+        sizes.scale_tasks = args.scale_tasks
+    with Nginx(tools["nginx"], work / "nginx", www, sizes.rated_rate) as nginx:
         bench = Bench(
             tools=tools,
             work=work,
@@ -102,7 +152,7 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
             python=python,
             env=archiver_environment(REPO),
             rounds=args.rounds,
-            sizes=Sizes.quick() if args.quick else Sizes(),
+            sizes=sizes,
             say=say,
         )
         for name in chosen:
@@ -110,16 +160,19 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
             results.append(CASES[name](bench))
     elapsed = time.monotonic() - started
     print()
-    for line in table(results):
+    for line in [*table(results), "", *details(results)]:
         print(line)
     print()
     for line in facts.lines():
         print(line)
     print(f"measuring took {elapsed:.0f} s")
     if not args.quick and not args.no_doc:
-        command = "python -m bench" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+        command = "python -m bench" + (" --tmpfs" if args.tmpfs else "")
+        command += f" --rounds {args.rounds}" if args.rounds != 3 else ""
+        command += f" --scale-tasks {sizes.scale_tasks}" if args.scale_tasks else ""
         command += "".join(f" --case {c}" for c in args.case or ())
-        write_doc(args.doc, results_section(results, facts, args.rounds, elapsed, command))
+        section = results_section(results, facts, args.rounds, elapsed, command, args.tmpfs)
+        write_doc(args.doc, section, args.tmpfs)
         print(f"results written to {args.doc}")
     return 0
 

@@ -30,10 +30,20 @@ class Sizes:
     memory_tasks: int = 50_000
     memory_rounds: int = 1
     rerun_tasks: int = 10_000
+    rated_files: int = 40  # the real-world case: about 10-20 s a round at the rate below
+    rated_rate: int = 4 * MIB  # bytes/s per connection
+    scale_tasks: int = 200_000
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(small_tasks=300, big_bytes=64 * MIB, memory_tasks=5_000, rerun_tasks=1_000)
+        return cls(
+            small_tasks=300,
+            big_bytes=64 * MIB,
+            memory_tasks=5_000,
+            rerun_tasks=1_000,
+            rated_files=8,
+            scale_tasks=2_000,
+        )
 
 
 @dataclass
@@ -86,9 +96,11 @@ class Bench:
         w.archives.append(folder / "archive")
         return measured
 
-    def tool(self, *argv: str | Path, cwd: Path | None = None) -> Measurement:
-        """A peer or another tool, measured; `cwd` is where it writes."""
-        log = (cwd or self.work) / "tool.log"
+    def tool(
+        self, *argv: str | Path, cwd: Path | None = None, log: Path | None = None
+    ) -> Measurement:
+        """A peer or another tool, measured; `cwd` is where it writes, `log` its output."""
+        log = log or (cwd or self.work) / "tool.log"
         return run_measured([self.tools[str(argv[0])], *argv[1:]], cwd=cwd, log=log)
 
     def peer_folder(self, w: Workload, name: str) -> Path:
@@ -305,8 +317,12 @@ def verify_archive(b: Bench) -> CaseResult:
     )
     commands = {
         "archiver": lambda: b.archiver(archive.parent / "config.yaml", "verify"),
+        # Its log goes beside the archive: a file inside it is a stray to the next verify.
         "sha256sum": lambda: b.tool(
-            "sha256sum", "--quiet", "-c", f"{SOURCE}/SHA256SUMS", cwd=archive
+            "sha256sum",
+            *("--quiet", "-c", f"{SOURCE}/SHA256SUMS"),
+            cwd=archive,
+            log=archive.parent / "sha256sum.log",
         ),
     }
     results = b.alternate(commands)

@@ -35,6 +35,7 @@ class Workload:
     urls: list[str] = field(default_factory=list)
     total_bytes: int = 0
     archives: list[Path] = field(default_factory=list)  # made by `archiver run`, oldest first
+    items: list[list[str]] = field(default_factory=list)  # each task's new URLs, listing order
 
     @property
     def media_base_url(self) -> str:
@@ -73,14 +74,14 @@ class Workload:
         dataset = Dataset(self.spec, self.media_base_url)
         seen: dict[str, None] = {}
         for record in dataset.succeeded_vth():
-            for key in ("origin", "covering"):
-                if record.get(key):
-                    seen[record[key]] = None
+            urls = [record[key] for key in ("origin", "covering") if record.get(key)]
             template = record.get("videoTemp")
             if isinstance(template, dict):
-                for key in ("thumb", "covering", "video"):
-                    if template.get(key):
-                        seen[template[key]] = None
+                urls += [
+                    template[key] for key in ("thumb", "covering", "video") if template.get(key)
+                ]
+            self.items.append([url for url in urls if url not in seen])
+            seen.update(dict.fromkeys(urls))
         self.urls = list(seen)
         self.total_bytes = sum(self.local_path(url).stat().st_size for url in self.urls)
 

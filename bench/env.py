@@ -66,6 +66,7 @@ class Machine:
     aria2c: str
     filesystem: str
     date: str
+    load: str  # the load average when the run began: other work shares these cores
 
     def lines(self) -> list[str]:
         """The facts as `name: value` lines."""
@@ -74,7 +75,7 @@ class Machine:
             f"kernel: Linux {self.kernel}; work folder on {self.filesystem}",
             f"Python {self.python}, aiohttp {self.aiohttp}, uvloop installed: {self.uvloop}",
             f"nginx {self.nginx}, curl {self.curl}, aria2c {self.aria2c}",
-            f"date: {self.date}",
+            f"date: {self.date}; load average at the start {self.load}",
         ]
 
 
@@ -99,6 +100,7 @@ def machine(tools: dict[str, str], workdir: Path, python: str) -> Machine:
         aria2c=_output([tools["aria2c"], "--version"]).split()[2],
         filesystem=_output(["findmnt", "-n", "-o", "FSTYPE", "-T", str(workdir)]).strip(),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        load=", ".join(f"{figure:.1f}" for figure in os.getloadavg()),
     )
 
 

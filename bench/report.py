@@ -14,6 +14,9 @@ from bench.env import Machine
 
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
+# `--tmpfs` runs write a section of their own, so the disk's figures stay beside them.
+TMPFS_BEGIN = "<!-- bench:tmpfs:begin -->"
+TMPFS_END = "<!-- bench:tmpfs:end -->"
 
 DOC_HEAD = """\
 # Benchmarks
@@ -52,11 +55,17 @@ def details(results: Sequence[CaseResult]) -> list[str]:
 
 
 def results_section(
-    results: Sequence[CaseResult], machine: Machine, rounds: int, elapsed: float, command: str
+    results: Sequence[CaseResult],
+    machine: Machine,
+    rounds: int,
+    elapsed: float,
+    command: str,
+    tmpfs: bool = False,
 ) -> list[str]:
     """The generated section: machine, table, per-round figures."""
+    title = "## Latest results on tmpfs (the tool's own cost)" if tmpfs else "## Latest results"
     return [
-        "## Latest results",
+        title,
         "",
         f"`{command}`: {rounds} rounds per case (medians; commands alternated, order rotated "
         f"each round); measuring took {elapsed / 60:.1f} minutes, and deleting the work "
@@ -73,13 +82,14 @@ def results_section(
     ]
 
 
-def write_doc(path: Path, section: list[str]) -> None:
+def write_doc(path: Path, section: list[str], tmpfs: bool = False) -> None:
     """Put `section` between the markers of `path` (made if missing), keeping the rest."""
-    block = "\n".join([BEGIN, *section, END])
-    text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEAD + f"{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    begin, end = (TMPFS_BEGIN, TMPFS_END) if tmpfs else (BEGIN, END)
+    block = "\n".join([begin, *section, end])
+    text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEAD + f"{begin}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"

@@ -50,6 +50,10 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        # The real-world case's media: each connection held to a CDN's pace for one client.
+        location /{rated}/ {{
+            limit_rate {rate};
+        }}
     }}
 }}
 """
@@ -89,10 +93,13 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 class Nginx:
     """An nginx of our own serving `root` on a free loopback port."""
 
-    def __init__(self, nginx: str, prefix: Path, root: Path) -> None:
+    RATED = "rated"  # the folder (and workload) whose files are served at `rate` bytes/s
+
+    def __init__(self, nginx: str, prefix: Path, root: Path, rate: int = 4 * 1024 * 1024) -> None:
         self.binary = nginx
         self.prefix = prefix
         self.root = root
+        self.rate = rate
         self.port = 0
         self.access_log = prefix / "access.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -106,7 +113,11 @@ class Nginx:
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         conf = self.prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port, root=self.root))
+        conf.write_text(
+            NGINX_CONF.format(
+                prefix=self.prefix, port=self.port, root=self.root, rated=self.RATED, rate=self.rate
+            )
+        )
         command = [self.binary, "-p", str(self.prefix), "-c", str(conf), "-e", "stderr"]
         with open(self.prefix / "nginx.out", "ab") as out:
             self._process = subprocess.Popen(
@@ -148,10 +159,13 @@ class Nginx:
 class StandInProcess:
     """The stand-in's listing API, in a process of its own, for one dataset."""
 
-    def __init__(self, spec: dict[str, Any], media_base_url: str, folder: Path) -> None:
+    def __init__(
+        self, spec: dict[str, Any], media_base_url: str, folder: Path, page_delay: float = 0.0
+    ) -> None:
         self.spec = spec
         self.media_base_url = media_base_url
         self.folder = folder
+        self.page_delay = page_delay  # seconds before each listing page is answered
         self.api_url = ""
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -169,6 +183,8 @@ class StandInProcess:
             json.dumps(self.spec),
             "--media-base-url",
             self.media_base_url,
+            "--page-delay",
+            str(self.page_delay),
         ]
         env = dict(os.environ)
         repo = str(Path(__file__).resolve().parent.parent)

@@ -228,7 +228,7 @@ class _Fetch:
         One that does not fails the file and drops its `.part`: a host that sends other
         bytes than asked cannot be trusted with the rest of them either.
         """
-        validator = _validator(response)
+        validator = range_validator(response)
         if resume.offset and validator is not None and validator != resume.validator:
             self._discard()
             raise RetryableError("the file changed upstream; starting over", retry_after=0)
@@ -257,7 +257,7 @@ class _Fetch:
         if size is not None and size > self.max_bytes:
             self._discard()
             raise FileTooLarge(f"{size} bytes is more than max_file_bytes ({self.max_bytes})")
-        validator = resume.validator if span.start else _validator(response)
+        validator = resume.validator if span.start else range_validator(response)
         writer = PartWriter(
             self.part, self.meta, span.start, validator, content_type, span.total, self.space
         )
@@ -418,7 +418,8 @@ def _whole(response: MediaResponse, resume: Resume) -> bool:
     return resume.total is None or resume.total == offset
 
 
-def _validator(response: MediaResponse) -> str | None:
+def range_validator(response: MediaResponse) -> str | None:
+    """What ties a range request to one version of the file: a strong ETag, or Last-Modified."""
     etag = response.headers.get("ETag")
     if etag and not etag.startswith("W/"):  # a weak ETag cannot guard a byte range
         return etag

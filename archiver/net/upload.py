@@ -21,7 +21,7 @@ from archiver.errors import (
     TransferError,
     UnsafeUrl,
 )
-from archiver.net.download import CONTENT_RANGE, FetchedFile
+from archiver.net.download import CONTENT_RANGE, FetchedFile, range_validator
 from archiver.net.http import HttpClient, MediaResponse
 from archiver.net.mediatype import (
     SNIFF_BYTES,
@@ -213,7 +213,7 @@ class _Upload:
     ) -> Callable[[str, tuple[Part, ...]], None] | None:
         """What records the upload after each part; None when it could not be resumed."""
         records = self.records
-        validator = record.validator if record is not None else _validator(response)
+        validator = record.validator if record is not None else range_validator(response)
         if records is None or validator is None or total is None:
             return None
 
@@ -239,13 +239,6 @@ def _continues(response: MediaResponse, record: UploadRecord) -> bool:
         and total == str(record.total)
         and int(last) == record.total - 1
     )
-
-
-def _validator(response: MediaResponse) -> str | None:
-    etag = response.headers.get("ETag")
-    if etag and not etag.startswith("W/"):  # a weak ETag cannot guard a byte range
-        return etag
-    return response.headers.get("Last-Modified") or None
 
 
 async def _stream(

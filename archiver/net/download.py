@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
 from archiver.errors import (
+    ArchiverError,
     FileTooLarge,
     HttpStatusError,
     RetryableError,
@@ -105,16 +106,35 @@ async def download_file(
     is checked before each attempt and each block written (`DiskSpaceLow` stops the run).
     `expects` (`picture`, `video`) narrows the file's extensions where the role does not.
     """
-    if media_url(url)[0] is None:
-        raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
     fetch = _Fetch(
         http, role, url, str(folder), stem, max_bytes, progress, new_folder, space, expects
     )
+    return await with_retries(http, url, fetch.attempt)
+
+
+async def with_retries(
+    http: HttpClient, url: str, attempt: Callable[[], Awaitable[FetchedFile]]
+) -> FetchedFile:
+    """`attempt` to fetch the media at `url`, retried by the HTTP layer's policy."""
+    if media_url(url)[0] is None:
+        raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
 
     def final(exc: RetryableError) -> Exception:
         return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
 
-    return await http.retry.run(fetch.attempt, f"GET {url[:120]}", final)
+    return await http.retry.run(attempt, f"GET {url[:120]}", final)
+
+
+async def status_error(response: MediaResponse) -> ArchiverError:
+    """What a status other than the file's own stands for: an error retried, or final."""
+    status = response.status
+    if status in (408, 425, 429) or status >= 500:
+        return RetryableError(f"HTTP {status}", retry_after=_retry_after(response))
+    # S3 says why in its error document (`Request has expired`, `Access Denied`): worth a
+    # few bytes, since it is what tells an expired URL from a missing file.
+    explained = S3_MESSAGE.search(await response.head_of_body())
+    why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
+    return HttpStatusError(f"HTTP {status}{why}")
 
 
 class _Fetch:
@@ -213,14 +233,7 @@ class _Fetch:
         if status == 416:
             self._discard()
             raise RetryableError("the server refused the resume range", retry_after=0)
-        if status in (408, 425, 429) or status >= 500:
-            retry_after = _retry_after(response)
-            raise RetryableError(f"HTTP {status}", retry_after=retry_after)
-        # S3 says why in its error document (`Request has expired`, `Access Denied`): worth
-        # a few bytes, since it is what tells an expired URL from a missing file.
-        explained = S3_MESSAGE.search(await response.head_of_body())
-        why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
-        raise HttpStatusError(f"HTTP {status}{why}")
+        raise await status_error(response)
 
     def _check_range(self, response: MediaResponse, resume: Resume) -> _Span:
         """The span of a 206, if it is the range asked for and fits the file as announced.

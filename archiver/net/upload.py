@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING
 
 from archiver.errors import (
     FileTooLarge,
-    HttpStatusError,
     RetryableError,
     TransferError,
-    UnsafeUrl,
 )
-from archiver.net.download import CONTENT_RANGE, FetchedFile, range_validator
+from archiver.net.download import (
+    CONTENT_RANGE,
+    FetchedFile,
+    range_validator,
+    status_error,
+    with_retries,
+)
 from archiver.net.http import HttpClient, MediaResponse
 from archiver.net.mediatype import (
     SNIFF_BYTES,
@@ -30,8 +34,6 @@ from archiver.net.mediatype import (
     needs_sniffing,
     sniffed_document,
 )
-from archiver.net.retry import parse_retry_after
-from archiver.sources.fields import media_url
 from archiver.store.paths import extension_for
 from archiver.store.uploads import Part, UploadRecord, UploadRecords
 
@@ -57,14 +59,8 @@ async def upload_file(
     With `records`, a multipart upload is recorded part by part, and one an earlier attempt
     or run left is continued: the host is asked for the rest only (`Range` + `If-Range`).
     """
-    if media_url(url)[0] is None:
-        raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
     fetch = _Upload(http, store, role, url, folder, stem, max_bytes, progress, expects, records)
-
-    def final(exc: RetryableError) -> Exception:
-        return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
-
-    return await http.retry.run(fetch.attempt, f"GET {url[:120]}", final)
+    return await with_retries(http, url, fetch.attempt)
 
 
 class _Upload:
@@ -144,12 +140,12 @@ class _Upload:
         if self.records is not None:
             self.records.remove(self.folder, self.stem)
 
-    def _what_comes(
+    async def _what_comes(
         self, response: MediaResponse, record: UploadRecord | None
     ) -> tuple[str | None, int | None, int | None]:
         """The answer's type, the file's total and the body's length, once they pass."""
         if record is None:
-            length = _check(response)
+            length = await _check(response)
             content_type = response.headers.get("Content-Type")
             total = length
         else:
@@ -177,7 +173,7 @@ class _Upload:
             if record is not None and not _continues(response, record):
                 await self._drop(record)  # changed upstream, or the range refused: start over
                 record = None
-            content_type, total, length = self._what_comes(response, record)
+            content_type, total, length = await self._what_comes(response, record)
             name = self.stem + extension_for(self.url, content_type, self.role, self.expects)
             relative = f"{self.folder}/{name}"
             saver = self._saver(relative, response, content_type, total, record)
@@ -275,13 +271,9 @@ def _sniff(role: str, head: bytes) -> None:
         raise TransferError(f"the media host answered with {refused}")
 
 
-def _check(response: MediaResponse) -> int | None:
+async def _check(response: MediaResponse) -> int | None:
     """The body's announced length, after checking the status is a whole file's."""
-    status = response.status
-    if status == 200:
-        length = response.headers.get("Content-Length")
-        return int(length) if length and length.isascii() and length.isdigit() else None
-    if status in (408, 425, 429) or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise RetryableError(f"HTTP {status}", retry_after=retry_after)
-    raise HttpStatusError(f"HTTP {status}")
+    if response.status != 200:
+        raise await status_error(response)
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isascii() and length.isdigit() else None

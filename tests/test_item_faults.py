@@ -127,3 +127,29 @@ async def test_an_unexpected_error_in_a_source_still_ends_with_the_report(
     listed = {str(r["id"]) for r in page_one if r.get("state") == 30}
     assert task_ids(archive, "faceswap") == listed
     assert task_ids(archive, "chanjing") == {r["id"] for r in standin.dataset.succeeded_chanjing()}
+
+
+async def test_the_temporary_files_of_a_killed_write_are_deleted_by_the_next_run(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # What a run killed in the middle of `atomic_file` leaves: `.<name>.<12 hex>.tmp`. Files of
+    # other names (the user's own) are strays for `verify` to name, never deleted.
+    config = write_config(tmp_path, config_dict(standin) | {"catalog": True})
+    archive = tmp_path / "archive"
+    assert (await run_cli("run", "-c", config)).code == 0
+    redone = standin.dataset.add_vth_task()
+    folder = folder_of(archive, redone)
+    folder.mkdir(parents=True)
+    left = [
+        folder / ".metadata.json.0123456789ab.tmp",
+        archive / "faceswap" / ".SHA256SUMS.00000000ffff.tmp",
+        archive / ".index-data.js.abcdefabcdef.tmp",
+    ]
+    kept = [folder / ".metadata.json.tmp", folder / "notes.0123456789ab.tmp"]
+    for path in left + kept:
+        path.write_text("half of something")
+    second = await run_cli("run", "-c", config)
+    assert second.code == 0, second.output
+    assert (folder / "metadata.json").is_file()
+    assert [p for p in left if p.exists()] == []
+    assert [p for p in kept if p.exists()] == kept

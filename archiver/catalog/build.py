@@ -38,7 +38,7 @@ from urllib.parse import quote
 from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
 from archiver.sources import Source, source_types
 from archiver.sources.base import RecordView
-from archiver.store.archivefs import Folder, atomic_file, open_root
+from archiver.store.archivefs import Folder, atomic_file, open_root, remove_leftovers
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.queries import CatalogItem
 
@@ -54,10 +54,12 @@ _PROMPT_LIMIT = 2000
 _PLAIN_PATH = re.compile(r"[\w.~-]+(?:/[\w.~-]+)*", re.ASCII)
 
 
-def write_catalog(archive_dir: Path) -> Path:
+def write_catalog(archive_dir: Path, *, locked: bool = False) -> Path:
     """Rebuild `index.html` and `index-data.js` in `archive_dir`; return the page's path.
 
     Reads the manifest through a read-only connection, so it works while a run writes it.
+    `locked` says the caller holds the archive's lock: only then are the temporary files of a
+    killed earlier write deleted (without it, they may be another process's writes under way).
     Raises `ManifestError` when the manifest is missing or unreadable and `ArchiveWriteError`
     when the files cannot be written.
     """
@@ -75,6 +77,8 @@ def write_catalog(archive_dir: Path) -> Path:
         manifest.close()
         raise
     try:
+        if locked:
+            remove_leftovers(root, (DATA_NAME, INDEX_NAME))
         with _atomic_text(root, DATA_NAME) as out:  # one query: one snapshot of the manifest
             counts = _write_data(manifest, archive_dir, out, token, built_at)
         with _atomic_text(root, INDEX_NAME) as out:

@@ -243,7 +243,7 @@ def _write_catalog(archive_dir: Path) -> None:
     from archiver.catalog.build import write_catalog
 
     try:
-        write_catalog(archive_dir)
+        write_catalog(archive_dir, locked=True)  # the run holds the lock
     except Exception as exc:  # the catalog is a convenience: never fail a backup over it
         log.warning("could not write the catalog index.html: %s", exc)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+# The temporary name `atomic_file` gives: `.<name>.<12 hex digits>.tmp`.
+TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
 # Errors that are the archive's as a whole, not one path's: going on would only fail again.
 ARCHIVE_WIDE = frozenset(
@@ -180,6 +183,23 @@ def atomic_file(folder: Folder, name: str, *, durable: bool) -> Iterator[BinaryI
         if isinstance(exc, OSError):
             raise path_error(path, exc) from exc
         raise
+
+
+def remove_leftovers(folder: Folder, names: tuple[str, ...] = ()) -> None:
+    """Delete the temporary files that killed writes of `names` (of any name if none) left.
+
+    Only a run holding the archive's lock calls this, so no other write of them is under way;
+    they are only ever the tool's own half-written copies, whose final file is written anew.
+    """
+    try:
+        entries = os.listdir(folder.fd)  # noqa: PTH208 (a descriptor: no path to follow)
+    except OSError as exc:
+        raise path_error(folder.path, exc) from exc
+    for entry in entries:
+        match = TEMP_NAME.fullmatch(entry)
+        if match and (not names or match.group(1) in names):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry, dir_fd=folder.fd)
 
 
 def open_regular(folder: Folder, name: str, flags: int, mode: int = 0o644) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from archiver.store.archivefs import Folder, ItemFolders, atomic_file
+from archiver.store.archivefs import Folder, ItemFolders, atomic_file, remove_leftovers
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import FileRow
 from archiver.store.paths import within
@@ -89,6 +89,13 @@ class FolderStore:
 
     def open_item(self, folder: str) -> FolderPlace:
         opened, made = self._folders.open(folder)
+        if not made:
+            # A run killed while writing the sidecar left its temporary file: it is redone now.
+            try:
+                remove_leftovers(opened)
+            except BaseException:
+                os.close(opened.fd)
+                raise
         return FolderPlace(self, opened, made)
 
     def close(self) -> None:

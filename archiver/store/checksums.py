@@ -13,7 +13,13 @@ import os
 from pathlib import Path
 from stat import S_ISREG
 
-from archiver.store.archivefs import Folder, archive_folder, atomic_file, path_error
+from archiver.store.archivefs import (
+    Folder,
+    archive_folder,
+    atomic_file,
+    path_error,
+    remove_leftovers,
+)
 from archiver.store.hashing import open_for_hashing, sha256_file
 from archiver.store.manifest import ManifestStore
 from archiver.store.paths import safe_name
@@ -39,6 +45,7 @@ def write_checksums(manifest: ManifestStore, archive_dir: Path, source: str) -> 
     # Read before the lines are: a change made meanwhile then shows as a moved mark next time.
     changes = manifest.changes()
     with archive_folder(archive_dir, source_folder) as folder:
+        remove_leftovers(folder, (FILE_NAME,))
         on_disk = _digest(folder)
         noted = manifest.note(key) if on_disk is not None and changes is not None else None
         if on_disk is not None and noted == f"{changes} {on_disk.hex()}":

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -77,11 +77,42 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
         return _bucket_run(config, config.s3, sources, options)
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir):
+        # One stat: all that a run whose manifest is there pays for the rebuild.
+        lost = not (config.archive_dir / MANIFEST).exists()
+        if lost:
+            from archiver.store.rebuildfs import drop_stale_journals
+
+            drop_stale_journals(config.archive_dir)
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
+            if lost:
+                options = _rebuilt(config, manifest, options)
             return _locked_run(config, manifest, sources, options)
         finally:
             manifest.close()
+
+
+def _rebuilt(config: Config, manifest: ManifestStore, opts: RunOptions) -> RunOptions:
+    """Rebuild a lost manifest from the sidecars; the options, with a note for the report."""
+    from archiver.store.rebuildfs import rebuild_manifest
+
+    # Every configured source, not only this run's: the manifest is rebuilt once.
+    done = rebuild_manifest(config.archive_dir, [s.name for s in config.sources], manifest)
+    if not (done.sidecars or done.skipped):
+        return opts  # a new archive
+    refused = "1 item" if done.refused == 1 else f"{done.refused} items"
+    note = (
+        f"{config.archive_dir}: no manifest; rebuilt it from {done.sidecars} sidecars "
+        f"({refused} whose files did not check out fetched again"
+        + (f", {done.skipped} unusable sidecars skipped)" if done.skipped else ")")
+    )
+    log.warning("%s", note)
+    on_end = opts.on_end
+
+    def noted(stats: RunStats) -> list[str]:
+        return [note, *(on_end(stats) if on_end is not None else ())]
+
+    return replace(opts, on_end=noted)
 
 
 def _bucket_run(

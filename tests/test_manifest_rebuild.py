@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from archiver.standin import StandIn
+from archiver.store.manifest import ManifestStore
 from archiver.store.rebuild import Sidecar, parse_sidecar
+from archiver.store.rebuildfs import UNFINISHED
 from tests.support import assert_archive_exact, config_dict, run_cli, write_config
 
 REBUILT = "no manifest; rebuilt it from"
@@ -192,3 +194,43 @@ def test_parse_sidecar_refuses_what_it_cannot_use() -> None:
     # A sidecar in another source's folder is not taken for that source's item.
     elsewhere = parse_sidecar("chanjing/2025/09/7", sidecar_of(folder, {"video": ENTRY}))
     assert isinstance(elsewhere, str)
+
+
+async def test_a_rebuild_cut_short_goes_on_at_the_next_run(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    lose_manifest(archive)
+    # What a rebuild killed just after it began leaves: a manifest that lists nothing yet.
+    manifest = ManifestStore.open(archive / "manifest.sqlite3")
+    manifest.set_note(UNFINISHED, "1")
+    manifest.begin_run("rebuild")
+    manifest.close()
+    standin.stats.reset()
+    again = await run_cli("run", "-c", config, "--no-progress")
+    assert again.code == 0, again.output
+    assert "the manifest's rebuild was cut short; ended it from" in again.output
+    assert standin.stats.media_bytes_sent == 0
+    assert_archive_exact(archive, standin)
+
+
+async def test_the_journals_of_a_lost_manifest_are_not_read_into_the_new_one(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    config, archive = await archived(standin, tmp_path)
+    path = archive / "manifest.sqlite3"
+    # A write-ahead log with frames of the lost manifest, as a killed run leaves it.
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    with db:
+        db.execute("UPDATE items SET state = 'failed'")
+    wal = (archive / "manifest.sqlite3-wal").read_bytes()
+    db.close()
+    lose_manifest(archive)
+    (archive / "manifest.sqlite3-wal").write_bytes(wal)
+    standin.stats.reset()
+    again = await run_cli("run", "-c", config, "--no-progress")
+    assert again.code == 0, again.output
+    assert REBUILT in again.output
+    assert standin.stats.media_bytes_sent == 0
+    assert_archive_exact(archive, standin)

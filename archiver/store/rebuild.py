@@ -158,7 +158,7 @@ async def adopt_sidecars(
     result = Adoption()
     recorder = _Recorder(manifest, run_id)
     claimed: set[tuple[str, str, str]] = set()
-    queue: asyncio.Queue[Sidecar | None] = asyncio.Queue(maxsize=at_once * 2)
+    queue: asyncio.Queue[Sidecar | None] = asyncio.Queue(maxsize=at_once)
 
     async def check() -> None:
         while (sidecar := await queue.get()) is not None:
@@ -203,36 +203,37 @@ def _archived(manifest: ManifestStore, sidecar: Sidecar) -> bool:
 
 
 class _Recorder:
-    """Items found whole, written to the manifest a batch at a time."""
+    """Items found whole, written to the manifest a batch at a time.
+
+    Only what the manifest keeps of a record (its digest and fingerprint) waits for the batch,
+    not the record itself.
+    """
 
     def __init__(self, manifest: ManifestStore, run_id: int) -> None:
         self.manifest = manifest
         self.run_id = run_id
-        self.pending: list[Sidecar] = []
+        self.seen: dict[str, list[Seen]] = {}
+        self.outcomes: list[Outcome] = []
+        self.retired: dict[tuple[str, str, str], list[str]] = {}
 
-    def add(self, sidecar: Sidecar) -> None:
-        self.pending.append(sidecar)
-        if len(self.pending) >= BATCH:
+    def add(self, s: Sidecar) -> None:
+        mark = fingerprint(s.record)
+        seen = Seen(s.kind, s.item_id, s.folder, s.created_at, record_digest(s.record), mark)
+        self.seen.setdefault(s.source, []).append(seen)
+        # Earlier versions first: each current file then retires those of its role.
+        self.outcomes.append(Outcome(s.source, s.kind, s.item_id, mark, s.previous + s.files, None))
+        if s.previous:
+            self.retired[(s.source, s.kind, s.item_id)] = [f.name for f in s.previous]
+        if len(self.outcomes) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        by_source: dict[str, list[Seen]] = {}
-        outcomes = []
-        retired: dict[tuple[str, str, str], list[str]] = {}
-        for s in self.pending:
-            mark = fingerprint(s.record)
-            seen = Seen(s.kind, s.item_id, s.folder, s.created_at, record_digest(s.record), mark)
-            by_source.setdefault(s.source, []).append(seen)
-            # Earlier versions first: each current file then retires those of its role.
-            outcomes.append(Outcome(s.source, s.kind, s.item_id, mark, s.previous + s.files, None))
-            if s.previous:
-                retired[(s.source, s.kind, s.item_id)] = [f.name for f in s.previous]
-        for source, seen_items in by_source.items():
-            self.manifest.mark_seen(source, self.run_id, seen_items)
-        self.manifest.record(self.run_id, outcomes)
-        if retired:
-            self.manifest.retire_files(retired)
-        self.pending.clear()
+        for source, seen in self.seen.items():
+            self.manifest.mark_seen(source, self.run_id, seen)
+        self.manifest.record(self.run_id, self.outcomes)
+        if self.retired:
+            self.manifest.retire_files(self.retired)
+        self.seen, self.outcomes, self.retired = {}, [], {}
 
 
 class BucketSidecars:

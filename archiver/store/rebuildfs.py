@@ -9,13 +9,13 @@ does: left in place, the download would take it for a finished file that a kille
 and its damaged bytes would be archived as good. Its item is then fetched again by the run.
 
 Nothing is read through a link: folders are opened part by part (`archivefs.open_folder`)
-and files with `O_NOFOLLOW`. A run whose manifest is there never comes here.
+and files with `O_NOFOLLOW`. A run whose manifest is there never walks the archive: it asks the
+manifest whether a rebuild was cut short (`rebuild_due`), and only then goes on with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -27,27 +27,24 @@ from pathlib import Path
 from archiver.errors import ArchiverError
 from archiver.store.archivefs import open_folder, open_root
 from archiver.store.hashing import open_for_hashing, sha256_file
-from archiver.store.manifest import JOURNALS, MANIFEST, FileRow, ManifestStore
+from archiver.store.manifest import FileRow, ManifestStore
 from archiver.store.paths import safe_name
 from archiver.store.payload import quarantine
 from archiver.store.rebuild import MAX_SIDECAR, Adoption, adopt_sidecars
 from archiver.store.sidecar import SIDECAR
 
 log = logging.getLogger("archiver")
+UNFINISHED = "rebuild_unfinished"  # a note in `meta`: "1" while a rebuild runs
 QUARANTINES_TOLD = 5  # damaged files named in a warning each; the rest at -v
 
 
-def drop_stale_journals(root: Path) -> None:
-    """Delete the `-wal`, `-shm` and `-journal` of a manifest that is gone.
+def rebuild_due(manifest: ManifestStore) -> bool:
+    """Whether a rebuild of this manifest began and did not end (its run was killed).
 
-    SQLite would read them into the new manifest: pages of the lost database, a corrupt one.
+    Then the manifest lists only part of the archive: the rebuild goes on. A manifest with no
+    run at all was made by a run killed before it began one. One query of `meta`, one of `runs`.
     """
-    for end in JOURNALS[1:]:
-        path = root / (MANIFEST + end)
-        if path.is_symlink():
-            continue  # `ManifestStore.open` refuses it, naming it
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    return manifest.note(UNFINISHED) == "1" or not manifest.recent_runs(1)
 
 
 def rebuild_manifest(root: Path, sources: Sequence[str], manifest: ManifestStore) -> Adoption:
@@ -57,13 +54,18 @@ def rebuild_manifest(root: Path, sources: Sequence[str], manifest: ManifestStore
     """
     if not any((root / safe_name(name)).is_dir() for name in sources):
         return Adoption()
+    manifest.set_note(UNFINISHED, "1")
     run_id = manifest.begin_run("rebuild")
     reader = FolderSidecars(root, sources)
     adoption = Adoption()
-    status = 130  # unless it ends: what was recorded by then stays, whole items only
+    status = 0
     try:
         adoption = asyncio.run(adopt_sidecars(reader, manifest, run_id))
-        status = 0
+        manifest.set_note(UNFINISHED, "0")
+    except BaseException as exc:
+        # What was recorded by then stays (whole items only); the next run goes on from there.
+        status = 130 if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) else 1
+        raise
     finally:
         reader.close()
         summary = {

@@ -63,6 +63,8 @@ async def test_a_demo_into_a_bucket_is_verified_and_a_second_demo_adds_nothing(
     # The demo's config is still not one to run: its stand-in lived only inside the demo.
     run = await run_cli("run", "-c", config)
     assert run.code == 2 and "run only inside `archiver demo`" in run.output
+    again_with = f"`archiver demo --s3 s3://{bucket.name}/demo --s3-endpoint {bucket.endpoint} "
+    assert again_with in run.output, run.output
 
 
 async def test_the_endpoint_comes_from_the_aws_chain_when_not_given(

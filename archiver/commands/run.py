@@ -67,9 +67,12 @@ def select_sources(config: Config, names: tuple[str, ...]) -> tuple[SourceConfig
 def run_archive(config: Config, options: RunOptions) -> RunStats:
     """One archiving run; the caller prints nothing but what this logs."""
     if config.demo:
+        into = "" if config.s3 is None else f" --s3 {config.s3.url}"
+        if config.s3 is not None and config.s3.endpoint_url:
+            into += f" --s3-endpoint {config.s3.endpoint_url}"
         raise UsageError(
             f"{config.path}: the demo's config: its stand-in services run only inside "
-            f"`archiver demo`; `archiver demo {config.archive_dir}` archives from them again"
+            f"`archiver demo`; `archiver demo{into} {config.archive_dir}` archives from them again"
         )
     sources = select_sources(config, options.sources)
     if options.dry_run:

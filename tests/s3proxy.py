@@ -97,7 +97,10 @@ class FaultyStore:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.count += 1
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionResetError:  # the client gave up on the request (a run cancelled)
+            return web.Response(status=400)
         headers = None
         if request.method == "PUT":
             answer = self._put(request, body)

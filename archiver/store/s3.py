@@ -201,31 +201,34 @@ class BucketStore(MultipartUploads):
                     raise self.failure(relative, exc) from exc
         return str(answer.get("ETag", ""))
 
-    async def head(self, relative: str) -> StoredObject | None:
-        """The object's size and stored sha256, or None if there is no such object."""
+    async def _ask(self, relative: str, request: Awaitable[Any]) -> Any | None:
+        """The store's answer to a request about one object; None if there is no such object."""
         try:
-            answer = await self._client.head_object(Bucket=self.bucket, Key=self.key(relative))
+            return await request
         except ClientError as exc:
             if error_code(exc) in MISSING:
                 return None
             raise self.failure(relative, exc) from exc
         except BotoCoreError as exc:
             raise self.failure(relative, exc) from exc
+
+    async def head(self, relative: str) -> StoredObject | None:
+        """The object's size and stored sha256, or None if there is no such object."""
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.head_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            return None
         meta = answer.get("Metadata") or {}
         return StoredObject(int(answer["ContentLength"]), meta.get("sha256"))
 
     async def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
         """A small object and its ETag, read at once; None if there is no such object."""
-        try:
-            answer = await self._client.get_object(Bucket=self.bucket, Key=self.key(relative))
-            async with answer["Body"] as body:
-                return bytes(await body.read()), str(answer.get("ETag", ""))
-        except ClientError as exc:
-            if error_code(exc) in MISSING:
-                return None
-            raise self.failure(relative, exc) from exc
-        except BotoCoreError as exc:
-            raise self.failure(relative, exc) from exc
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.get_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            return None
+        async with answer["Body"] as body:
+            return bytes(await body.read()), str(answer.get("ETag", ""))
 
     async def read(self, relative: str) -> bytes | None:
         """The whole of a small object, or None if there is none."""
@@ -234,15 +237,11 @@ class BucketStore(MultipartUploads):
 
     async def stream(self, relative: str) -> AsyncIterator[bytes | None]:
         """The object's bytes, a block at a time; one None if there is no such object."""
-        try:
-            answer = await self._client.get_object(Bucket=self.bucket, Key=self.key(relative))
-        except ClientError as exc:
-            if error_code(exc) in MISSING:
-                yield None
-                return
-            raise self.failure(relative, exc) from exc
-        except BotoCoreError as exc:
-            raise self.failure(relative, exc) from exc
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.get_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            yield None
+            return
         async with answer["Body"] as body:
             while chunk := await body.read(READ_BLOCK):
                 yield chunk

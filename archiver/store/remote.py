@@ -70,7 +70,6 @@ class BucketLock(HeldLock):
         self.lost: str | None = None  # why the lock is no longer ours, once it is not
         self._held = False
         self._stop = threading.Event()
-        self._etag: str | None = None  # of the lock as last written: a renewal replaces only it
         self._renewed = 0.0  # monotonic time of the last write that the store took
         self._renewer: threading.Thread | None = None
         self._watcher: Callable[[], None] | None = None
@@ -83,7 +82,7 @@ class BucketLock(HeldLock):
 
     async def _write(self, store: BucketStore, **condition: Any) -> None:
         """Write the lock on `condition` (`if_none_match`, `if_match`); store errors raised."""
-        self._etag = await store.put_bytes(LOCK, self._document(), **condition)
+        await store.put_bytes(LOCK, self._document(), **condition)
         self._renewed = time.monotonic()
 
     async def _take(self, store: BucketStore) -> bool:
@@ -175,13 +174,11 @@ class BucketLock(HeldLock):
                 return
 
     async def _renew_once(self, store: BucketStore) -> str | None:
-        """Renew the lock; None if done, else why it is not ours any more."""
-        try:
-            await self._write(store, if_match=self._etag)
-            return None
-        except ArchiverError as exc:
-            if _code(exc) not in REFUSED | MISSING:
-                raise
+        """Renew the lock; None if done (or to be tried again), else who holds it now.
+
+        The lock is read before it is rewritten: a store that ignores `If-Match` (or does not
+        take it) would otherwise let a renewal write over another run's lock unseen.
+        """
         found = await store.read_tagged(LOCK)
         if found is None:  # deleted: ours again, unless another makes it first
             try:
@@ -190,13 +187,20 @@ class BucketLock(HeldLock):
             except ArchiverError as exc:
                 if _code(exc) not in REFUSED:
                     raise
-                found = await store.read_tagged(LOCK)
+            found = await store.read_tagged(LOCK)
         holder, state, _ = _parse_lock(found[0] if found else None)
-        if found is not None and state == self.state:
-            # Our own renewal, taken by the store though its answer was lost on the way.
+        if found is None or state != self.state:
+            return f"another archiver run took over the lock ({holder})"
+        try:
             await self._write(store, if_match=found[1])
-            return None
-        return f"another archiver run took over the lock ({holder})"
+        except ArchiverError as exc:
+            code = _code(exc)
+            if code in NO_CONDITIONAL:  # the read above is all the check such a store allows
+                await self._write(store)
+            elif code not in REFUSED | MISSING:
+                raise
+            # Else it changed since it was read: the next renewal, soon, says by whom.
+        return None
 
     async def _release(self, store: BucketStore) -> None:
         """Delete the lock if it is still ours: another's (ours expired) is left alone."""

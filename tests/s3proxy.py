@@ -44,8 +44,9 @@ CONDITIONS = ("if-none-match", "if-match")
 class FaultyStore:
     """`every`-th request answered 503, the one after it 500, the one after that cut off;
     or, with `deny_writes`, a store that lets us read but not write; with `conditional`, one
-    that refuses or ignores conditional writes; with `damage`, one whose network flips a byte
-    of that many PUT bodies (-1: all) whose path matches `damage_path`.
+    that refuses or ignores conditional writes (or refuses `If-Match` only); with `damage`,
+    one whose network flips a byte of that many PUT bodies (-1: all) whose path matches
+    `damage_path`.
 
     Only the faults asked for are played: `every=0` plays none of the first kind. `deny` may
     be set while a run goes on: a PUT whose path matches it is then answered 403.
@@ -57,7 +58,7 @@ class FaultyStore:
         every: int = 6,
         *,
         deny_writes: bool = False,
-        conditional: Literal["refuse", "ignore"] | None = None,
+        conditional: Literal["refuse", "ignore", "refuse-if-match"] | None = None,
         damage: int = 0,
         damage_path: str = "*",
     ) -> None:
@@ -120,7 +121,10 @@ class FaultyStore:
             return web.Response(status=403, body=ACCESS_DENIED, content_type="application/xml")
         if any(h in request.headers for h in CONDITIONS):
             self.conditional_puts += 1
-            if self.conditional == "refuse":
+            refused = self.conditional == "refuse" or (
+                self.conditional == "refuse-if-match" and "if-match" in request.headers
+            )
+            if refused:
                 return web.Response(
                     status=501, body=NOT_IMPLEMENTED, content_type="application/xml"
                 )

@@ -5,8 +5,10 @@
 - `BucketLock`: one run per bucket prefix, across machines: `.archiver/lock` is created with a
   conditional PUT (`If-None-Match: *`), holding its holder and expiry, and rewritten while the
   run lasts. A live lock held by another is `ArchiveBusy` (exit 4); an expired one (a run
-  killed with -9) is taken over. A store that does not do conditional writes gets a warning,
-  and the local lock of the state folder is all there is.
+  killed with -9) is taken over. A lock that another takes during the run, or that cannot be
+  renewed before it would expire, stops the run (`lost`, exit 4). A store that does not do
+  conditional writes (it refuses them, or ignores their condition) gets a warning, and the
+  local lock of the state folder is all there is.
 - `publish_manifest`: after the run (whose `SHA256SUMS` went up through the store's
   `publish_checksums`), a consistent copy of the manifest (SQLite's backup API into a
   temporary file, then an upload) at `.archiver/manifest.sqlite3`, so that the bucket alone is

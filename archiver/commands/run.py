@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -31,6 +31,7 @@ from archiver.reporting.stats import RunStats
 from archiver.store.backend import store_of
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
+from archiver.store.rebuildfs import rebuild_due, rebuild_manifest
 
 if TYPE_CHECKING:
     from archiver.store.remote import BucketLock
@@ -81,11 +82,43 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
         return _bucket_run(config, config.s3, sources, options)
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir):
+        # A `-wal` left of a lost manifest is not read into the new one: SQLite starts it anew.
+        lost = not (config.archive_dir / MANIFEST).exists()
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
+            # A stat and two small queries: all that a run whose manifest is there pays.
+            if lost or rebuild_due(manifest):
+                options = _rebuilt(config, manifest, options, lost=lost)
             return _locked_run(config, manifest, sources, options)
         finally:
             manifest.close()
+
+
+def _rebuilt(
+    config: Config, manifest: ManifestStore, opts: RunOptions, *, lost: bool
+) -> RunOptions:
+    """Rebuild a lost manifest from the sidecars; the options, with a note for the report.
+
+    Not `lost`: a rebuild that a killed run cut short, finished now.
+    """
+    # Every configured source, not only this run's: the manifest is rebuilt once.
+    done = rebuild_manifest(config.archive_dir, [s.name for s in config.sources], manifest)
+    if not (done.sidecars or done.skipped):
+        return opts  # a new archive
+    how = "no manifest; rebuilt it" if lost else "the manifest's rebuild was cut short; ended it"
+    refused = "1 item" if done.refused == 1 else f"{done.refused} items"
+    skipped = f", {done.skipped} unusable sidecars skipped" if done.skipped else ""
+    note = (
+        f"{config.archive_dir}: {how} from {done.sidecars} sidecars "
+        f"({refused} whose files did not check out fetched again{skipped})"
+    )
+    log.warning("%s", note)
+    on_end = opts.on_end
+
+    def noted(stats: RunStats) -> list[str]:
+        return [note, *(on_end(stats) if on_end is not None else ())]
+
+    return replace(opts, on_end=noted)
 
 
 def _bucket_run(

@@ -291,12 +291,14 @@ def take_over(settings: BucketSettings, manifest: Path) -> bool:
 
 def adopt_from_sidecars(settings: BucketSettings, manifest: ManifestStore) -> int:
     """Record what the bucket holds whole and the manifest does not (see `rebuild`)."""
-    from archiver.store.rebuild import adopt_sidecars
+    from archiver.store.rebuild import BucketSidecars, adopt_sidecars
 
     run_id = manifest.begin_run("take-over")
-    adopted = with_store(settings, lambda store: adopt_sidecars(store, manifest, run_id))
-    manifest.finish_run(run_id, 0, {"adopted": adopted})
-    return adopted
+    adoption = with_store(
+        settings, lambda store: adopt_sidecars(BucketSidecars(store), manifest, run_id)
+    )
+    manifest.finish_run(run_id, 0, {"adopted": adoption.adopted})
+    return adoption.adopted
 
 
 def publish_manifest(settings: BucketSettings, manifest: ManifestStore, state_dir: Path) -> None:

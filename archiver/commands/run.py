@@ -7,6 +7,7 @@ records what finished, keeps `.part` files, and returns; the run then exits 130.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
@@ -17,20 +18,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from archiver.config.settings import BucketSettings, Config, SourceConfig
-from archiver.errors import ArchiverError, ConfigError, UsageError
+from archiver.errors import ArchiveBusy, ArchiverError, ConfigError, UsageError
 from archiver.pipeline.job import ArchiveJob
 from archiver.pipeline.listing import Progress
 from archiver.reporting.console import BarProgress, NoProgress, summary_lines
 from archiver.reporting.redact import REDACT
 from archiver.reporting.runreport import report_document, write_report
 from archiver.reporting.stats import RunStats
-from archiver.store.checksums import write_checksums
+from archiver.store.backend import store_of
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.rebuildfs import rebuild_due, rebuild_manifest
+
+if TYPE_CHECKING:
+    from archiver.store.remote import BucketLock
 
 T = TypeVar("T")
 log = logging.getLogger("archiver")
@@ -128,13 +132,13 @@ def _bucket_run(
         BucketLock,
         adopt_from_sidecars,
         check_bucket,
-        publish,
+        publish_manifest,
         take_over,
     )
 
     check_bucket(bucket)  # exit 2 before anything is listed or written
     create_archive_dir(config)
-    with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir):
+    with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir) as lock:
         path = config.archive_dir / MANIFEST
         lost = not path.exists()
         if lost and take_over(bucket, path):
@@ -150,9 +154,11 @@ def _bucket_run(
                 adopted = adopt_from_sidecars(bucket, manifest)
                 if adopted:
                     log.warning("%s: took over %d items from their sidecars", bucket.url, adopted)
-            stats = _locked_run(config, manifest, sources, opts)
-            # The bucket alone must be a complete archive: its checksums and manifest copy.
-            _attempt(stats, publish, bucket, manifest, config.archive_dir, list(stats.sources))
+            stats = _locked_run(config, manifest, sources, opts, lock)
+            if lock.lost is not None:  # another run writes there now: not a byte more of ours
+                raise ArchiveBusy(lock.lost)
+            # The bucket alone must be a complete archive: its manifest copy too.
+            _attempt(stats, publish_manifest, bucket, manifest, config.archive_dir)
             return stats
         finally:
             manifest.close()
@@ -194,6 +200,7 @@ def _locked_run(
     manifest: ManifestStore,
     sources: tuple[SourceConfig, ...],
     opts: RunOptions,
+    lock: BucketLock | None = None,
 ) -> RunStats:
     started_at = datetime.now(UTC)
     run_id = manifest.begin_run(opts.command)
@@ -202,7 +209,7 @@ def _locked_run(
     # A signal that comes after the job waits until its report is written and its row closed.
     with signals_held():
         try:
-            stats = run_cancellable(lambda: job.run(sources))
+            stats = run_cancellable(lambda: job.run(sources), lock.watch if lock else None)
         except Exception as exc:  # the job keeps its own errors: a bug, or the manifest
             stats = job.stats
             stats.fatal = stats.fatal or _describe(exc)
@@ -210,7 +217,11 @@ def _locked_run(
         finally:
             if isinstance(progress, BarProgress):
                 progress.close()
-        finish_run(config, manifest, run_id, stats, opts, started_at)
+        lost = lock.lost if lock is not None else None
+        if lost is not None:  # the job was stopped by the lost lock, not by a signal
+            stats.interrupted = False
+            stats.fatal = lost
+        finish_run(config, manifest, run_id, stats, opts, started_at, publish=lost is None)
     return stats
 
 
@@ -221,14 +232,21 @@ def finish_run(
     stats: RunStats,
     opts: RunOptions,
     started_at: datetime | None = None,
+    *,
+    publish: bool = True,
 ) -> None:
     """What follows a run: checksums, the catalog, the report, the manifest's run record.
 
     Each is tried whatever became of the ones before: a step that fails makes the run's exit
-    status 1 and says why in one line, and the run record is closed in any case.
+    status 1 and says why in one line, and the run record is closed in any case. Without
+    `publish` (a bucket another run holds now), nothing more is written into the archive.
     """
-    for name in stats.sources if config.s3 is None else ():  # a bucket's: `publish`
-        _attempt(stats, write_checksums, manifest, config.archive_dir, name)
+    store = store_of(config)
+    try:
+        for name in stats.sources if publish else ():
+            _attempt(stats, store.publish_checksums, manifest, name)
+    finally:
+        store.close()
     if (
         config.s3 is None
         and config.catalog
@@ -315,8 +333,14 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
 
 
-def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_cancellable(
+    start: Callable[[], Coroutine[Any, Any, T]],
+    watch: Callable[[Callable[[], None] | None], None] | None = None,
+) -> T:
     """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+
+    `watch` is handed a function that cancels it from another thread (a lost bucket lock),
+    and None once the loop is gone.
 
     The signals are let through only while the loop's handlers are in place: one that comes
     before or after waits (`signals_held`), so nothing is left half made: no coroutine never
@@ -331,10 +355,19 @@ def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
         assert task is not None
         for sig in signals:
             loop.add_signal_handler(sig, task.cancel)
+        if watch is not None:
+
+            def cancel() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+
+            watch(cancel)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         try:
             return await start()
         finally:
+            if watch is not None:
+                watch(None)
             signal.pthread_sigmask(signal.SIG_BLOCK, signals)
             for sig in signals:
                 loop.remove_signal_handler(sig)

@@ -75,6 +75,7 @@ async def test_a_lock_taken_by_another_holder_stops_the_run_with_exit_4(
     # The run is recorded as stopped by the lost lock, not by a signal.
     report = json.loads(max((tmp_path / "state" / ".archiver" / "runs").glob("*.json")).read_text())
     assert "elsewhere pid 1" in json.dumps(report)
+    assert report["exit_status"] == 4  # the report says what the process did
 
 
 async def test_renewals_refused_for_the_lock_s_lifetime_stop_the_run_with_exit_4(

@@ -221,6 +221,7 @@ def _locked_run(
         if lost is not None:  # the job was stopped by the lost lock, not by a signal
             stats.interrupted = False
             stats.fatal = lost
+            stats.busy = True
         finish_run(config, manifest, run_id, stats, opts, started_at, publish=lost is None)
     return stats
 

@@ -55,11 +55,12 @@ class ItemLimits:
 
 
 class ItemRun:
-    """One item in flight: its place open while any worker fetches any of its files.
+    """One item in flight: its place open while the job's download slots fetch its files.
 
-    The download slots take files, not items, so a task's cover does not wait behind its
-    video and no slot idles while another holds a whole task. The item is finished (its
-    sidecar written, if every file is whole) by whoever completes its last file.
+    The slots take files, not items, so a task's cover does not wait behind its video and no
+    slot idles while another holds a whole task; several files of one item may be fetched at
+    once. The item is finished (its sidecar written, if every file is whole) by whoever
+    completes its last file.
     """
 
     def __init__(self, task: ItemTask, limits: ItemLimits, place: ItemPlace) -> None:

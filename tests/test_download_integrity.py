@@ -9,6 +9,7 @@ resumes, and a failure that says why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -263,3 +264,20 @@ async def test_a_link_planted_as_a_part_file_is_never_written_through(
     assert outside.read_bytes() == b"precious"
     assert link.is_symlink() and link.readlink() == outside
     assert not (folder / "video.mp4").exists()
+
+
+async def test_a_large_body_cut_with_blocks_in_flight_is_resumed_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    # 40 MB: blocks grow to 4 MiB, so several are with the writer and hasher threads when
+    # the body is cut. What reached the `.part` must be exactly the bytes before the cut,
+    # in order, and hashed in the same order, or the resumed file and its sha256 are wrong.
+    body = random.Random(12).randbytes(40_000_000)
+    origin = Origin(body, cut=29_999_999)
+    async with Host(origin) as host:
+        fetched = await _fetch(host, tmp_path, retries=2)
+        resumed_from = host.seen[1].range
+    _archived(tmp_path, fetched, body)
+    assert fetched.sha256 == hashlib.sha256(body).hexdigest()
+    assert origin.answered == [200, 206]
+    assert resumed_from == "bytes=29999999-"

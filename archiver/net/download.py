@@ -15,7 +15,8 @@ CDN that caps range sizes) is continued from where it ended, in the same attempt
 progress. A 206 that cannot be trusted fails the file and drops its `.part`. A picture or video
 role answered with a web page, JSON or XML fails too (`archiver.net.mediatype`).
 
-The `.part` file itself, its disk work and its `.part.json`, is `archiver.net.partfile`'s.
+The `.part` file itself, its disk work and its `.part.json`, is `archiver.net.partfile`'s; what
+a range answer says and whether it can be trusted, `archiver.net.ranges`'.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ from archiver.net.partfile import (
     remove,
     resume_state,
 )
+
+# The upload into a bucket imports these two from here too.
+from archiver.net.ranges import CONTENT_RANGE as CONTENT_RANGE
+from archiver.net.ranges import Span, content_length, range_headers, read_range, whole_file
+from archiver.net.ranges import range_validator as range_validator
 from archiver.net.retry import parse_retry_after
 from archiver.sources.fields import media_url
 from archiver.store.freespace import FreeSpace
 from archiver.store.paths import extension_for
 
 MAX_BLOCK = 1 << 22  # the most gathered in memory before a write, for a large file
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
 
 
@@ -75,15 +79,6 @@ class FetchedFile:
     bytes: int
     sha256: str
     content_type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """Where one answer's body lies in the file."""
-
-    start: int
-    end: int | None  # where the body ends (exclusive), when the host said so
-    total: int | None  # the whole file's size, when the host said so
 
 
 async def download_file(
@@ -186,8 +181,8 @@ class _Fetch:
         # enough, but with long waits between them, are as slow as one drip.
         floor = self.http.speed_floor()
         while True:
-            async with self.http.media(self.url, _range_headers(resume), floor=floor) as response:
-                if response.status == 416 and _whole(response, resume):
+            async with self.http.media(self.url, range_headers(resume), floor=floor) as response:
+                if response.status == 416 and whole_file(response, resume):
                     return await self._finish_whole(resume, writer)
                 span = await self._check_status(response, resume)
                 if writer is None or span.start != writer.size:
@@ -220,7 +215,7 @@ class _Fetch:
         digest = await writer.finish([], f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, writer.size, digest, writer.content_type)
 
-    async def _check_status(self, response: MediaResponse, resume: Resume) -> _Span:
+    async def _check_status(self, response: MediaResponse, resume: Resume) -> Span:
         """Where the body lies in the file, after checking the answer fits what we asked."""
         status = response.status
         if status == 206:
@@ -228,14 +223,14 @@ class _Fetch:
         if status == 200:
             if resume.offset:
                 self._discard()  # Range ignored or the file was replaced: start over
-            length = _content_length(response)
-            return _Span(0, length, length)
+            length = content_length(response)
+            return Span(0, length, length)
         if status == 416:
             self._discard()
             raise RetryableError("the server refused the resume range", retry_after=0)
         raise await status_error(response)
 
-    def _check_range(self, response: MediaResponse, resume: Resume) -> _Span:
+    def _check_range(self, response: MediaResponse, resume: Resume) -> Span:
         """The span of a 206, if it is the range asked for and fits the file as announced.
 
         One that does not fails the file and drops its `.part`: a host that sends other
@@ -246,16 +241,16 @@ class _Fetch:
             self._discard()
             raise RetryableError("the file changed upstream; starting over", retry_after=0)
         header = response.headers.get("Content-Range", "")
-        span = _read_range(header, resume.offset, resume.total, _content_length(response))
+        span = read_range(header, resume.offset, resume.total, content_length(response))
         guard = resume.validator if resume.offset else validator
-        if isinstance(span, _Span) and span.end != span.total and guard is None:
+        if isinstance(span, Span) and span.end != span.total and guard is None:
             span = f"{header} is part of the file, with no validator to ask for the rest"
         if isinstance(span, str):
             self._discard()
             raise TransferError(f"the host's range answer cannot be trusted: {span}")
         return span
 
-    async def _start(self, response: MediaResponse, span: _Span, resume: Resume) -> PartWriter:
+    async def _start(self, response: MediaResponse, span: Span, resume: Resume) -> PartWriter:
         """A writer for a body that starts at `span.start`: a new file, or the `.part` resumed."""
         content_type = response.headers.get("Content-Type")
         if span.start:
@@ -281,7 +276,7 @@ class _Fetch:
         return writer
 
     async def _receive(
-        self, response: MediaResponse, span: _Span, writer: PartWriter
+        self, response: MediaResponse, span: Span, writer: PartWriter
     ) -> FetchedFile | None:
         """Take the body into `writer`; the file once complete, None if the rest is to ask for."""
         # Chunks are kept as the socket gave them and handed to the writer as a list: the body
@@ -316,7 +311,7 @@ class _Fetch:
         return await self._complete(span, writer, held, writer.size + held_size)
 
     async def _complete(
-        self, span: _Span, writer: PartWriter, held: list[bytes], size: int
+        self, span: Span, writer: PartWriter, held: list[bytes], size: int
     ) -> FetchedFile | None:
         """The file, if the body that ended at `size` completes it; None if more is to come."""
         if span.end is not None and size < span.end:
@@ -384,59 +379,6 @@ class _Fetch:
 def _block_size(written: int) -> int:
     """How much to gather before a hop to the writer thread: more as the file proves large."""
     return min(MAX_BLOCK, max(BLOCK, written // 8))
-
-
-def _range_headers(resume: Resume) -> dict[str, str]:
-    if resume.offset and resume.validator:
-        return {"Range": f"bytes={resume.offset}-", "If-Range": resume.validator}
-    return {}
-
-
-def _read_range(header: str, asked: int, known: int | None, length: int | None) -> _Span | str:
-    """The span a 206's Content-Range gives, or why it cannot be trusted.
-
-    `asked` is where the range was asked to start (0 for a plain GET); `known`, the file's
-    size as announced before, if it was.
-    """
-    match = CONTENT_RANGE.fullmatch(header)
-    if match is None:
-        return f"Content-Range {header[:60]!r} is not a byte range"
-    first, last = int(match.group(1)), int(match.group(2))
-    total = None if match.group(3) == "*" else int(match.group(3))
-    if first != asked:
-        return f"asked for the bytes from {asked}, got {header}"
-    if total is not None and known is not None and total != known:
-        return f"{header} disagrees with the file's size announced before ({known} bytes)"
-    size = known if total is None else total
-    if size is None:
-        return f"{header} does not say the file's size"
-    if last < first or last >= size:
-        return f"{header} is not a range of the file of {size} bytes"
-    if length is not None and length != last + 1 - first:
-        return f"{header} disagrees with its Content-Length ({length})"
-    return _Span(first, last + 1, size)
-
-
-def _content_length(response: MediaResponse) -> int | None:
-    length = response.headers.get("Content-Length")
-    return int(length) if length and length.isascii() and length.isdigit() else None
-
-
-def _whole(response: MediaResponse, resume: Resume) -> bool:
-    """Whether a 416 says the file is exactly the `.part`'s length (`bytes */<offset>`)."""
-    match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-    offset = resume.offset
-    if offset == 0 or match is None or int(match.group(1)) != offset:
-        return False
-    return resume.total is None or resume.total == offset
-
-
-def range_validator(response: MediaResponse) -> str | None:
-    """What ties a range request to one version of the file: a strong ETag, or Last-Modified."""
-    etag = response.headers.get("ETag")
-    if etag and not etag.startswith("W/"):  # a weak ETag cannot guard a byte range
-        return etag
-    return response.headers.get("Last-Modified") or None
 
 
 def _retry_after(response: MediaResponse) -> float | None:

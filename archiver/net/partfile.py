@@ -5,8 +5,10 @@ it keeps what ties the bytes to one version of the file (the validator: ETag, el
 Last-Modified), its Content-Type and its size as the host announced it. Only then can a later
 attempt, or a later run, ask for the rest with `Range` and `If-Range`.
 
-Disk work happens in a worker thread, one hop per block, so the event loop never waits on the
-disk for a large file and never pays a thread hop per network chunk. A body of at most
+Disk work happens in worker threads, one hop per block, so the event loop never waits on the
+disk for a large file and never pays a thread hop per network chunk: a large body has a thread
+that writes its blocks and one that hashes them, each in order, with up to `IN_FLIGHT` blocks
+queued, so that receiving, writing and hashing overlap. A body of at most
 `INLINE_BYTES` is written, hashed and renamed right on the event loop: those few system calls
 cost less than the hop to a thread and back, which for thousands of small files was most of a
 run's time.
@@ -25,6 +27,8 @@ import hashlib
 import json
 import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any
@@ -37,6 +41,7 @@ from archiver.store.hashing import Hasher, open_for_hashing, sha256_file
 # Bytes per disk write: what a crash can lose of a transfer in memory, and few enough thread
 # hops that they cost nothing next to the network.
 BLOCK = 1 << 18
+IN_FLIGHT = 2  # blocks of one file handed to its threads and not yet written and hashed
 INLINE_BYTES = 64 * 1024
 _FADVISE = getattr(os, "posix_fadvise", None)  # not on macOS
 # Never through a link: a planted `video.part` must not make the run write where it points.
@@ -55,7 +60,7 @@ class Resume:
 
 
 class PartWriter:
-    """Appends blocks to a `.part` file and hashes them, in a worker thread."""
+    """Appends blocks to a `.part` file and hashes them, in threads of its own."""
 
     def __init__(
         self,
@@ -79,7 +84,10 @@ class PartWriter:
         # The `.part.json` is written with the first block of a new `.part` that can be
         # resumed: without a validator, a `.part` cannot be, and is dropped by the next run.
         self.meta_due = offset == 0 and validator is not None
-        self._pending: asyncio.Future[None] | None = None
+        # Blocks handed to the threads, oldest first, each done once written and hashed.
+        self._in_flight: deque[asyncio.Future[None]] = deque()
+        self._lanes: _Lanes | None = None
+        self._broken = False  # a block failed to write: those queued after it are not
         self._meta_on_disk = offset > 0  # a resumed .part has its .part.json
 
     async def rehash(self) -> None:
@@ -87,28 +95,54 @@ class PartWriter:
         await asyncio.to_thread(_hash_into, self.part, self.hasher, self.size)
 
     async def append(self, chunks: list[bytes]) -> None:
-        """Start writing `chunks`; the previous block's write is awaited first."""
+        """Start writing and hashing `chunks`; waits only while `IN_FLIGHT` blocks are queued.
+
+        A write error of an earlier block (a full disk) is raised here or by `settle`.
+        """
         if not chunks:
             return
-        await self.settle()
+        while len(self._in_flight) >= IN_FLIGHT:
+            await self._oldest()
         first = self.size == 0
         self.size += sum(len(c) for c in chunks)
-        self._pending = asyncio.ensure_future(asyncio.to_thread(self._append_sync, chunks, first))
-        # A download cancelled while this write is in flight may never ask how it went; its
+        lanes = self._lanes = self._lanes or _Lanes()
+        loop = asyncio.get_running_loop()
+        wrote = loop.run_in_executor(lanes.writer, self._append_sync, chunks, first)
+        hashed = loop.run_in_executor(lanes.hasher, _hash_chunks, self.hasher, chunks)
+        block = asyncio.ensure_future(_both(wrote, hashed))
+        # A download cancelled while this block is in flight may never ask how it went; its
         # error (a full disk) then reaches the run another way, not as "exception never
         # retrieved" with a traceback on the terminal.
-        self._pending.add_done_callback(_retrieved)
+        block.add_done_callback(_retrieved)
+        self._in_flight.append(block)
+
+    async def _oldest(self) -> None:
+        """Wait for the oldest block in flight; shielded, and forgotten only once done."""
+        block = self._in_flight[0]
+        try:
+            await asyncio.shield(block)
+        finally:
+            if block.done():
+                self._in_flight.popleft()
 
     async def settle(self) -> None:
-        """Wait for the write in flight, if any.
+        """Wait for every block in flight, then let the threads go.
 
-        Shielded, and forgotten only once done: a download cancelled here (Ctrl-C, another
-        worker's fatal error) must still wait for it before writing another block, or two
-        threads would append at once and interleave their bytes.
+        Shielded, and each block forgotten only once done: a download cancelled here (Ctrl-C,
+        another worker's fatal error) must still wait for them before the `.part` is written
+        by anything else, or two writers would append at once and interleave their bytes.
         """
-        if self._pending is not None:
-            await asyncio.shield(self._pending)
-            self._pending = None
+        failure: BaseException | None = None
+        while self._in_flight:
+            try:
+                await self._oldest()
+            except Exception as exc:  # the first error is raised once every block is done
+                failure = failure or exc
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+        if failure is not None:
+            raise failure
         if self.discard_later:
             await asyncio.to_thread(remove, self.part, self.meta)
 
@@ -124,16 +158,21 @@ class PartWriter:
         return await asyncio.to_thread(self._finish_sync, last, final, fresh, self.space)
 
     def _append_sync(self, chunks: list[bytes], first: bool) -> None:
-        if self.space is not None:
-            self.space.check()  # none goes on below min_free_space: one statvfs per block
-        if self.meta_due:
-            self._save_meta()
+        """Write one block (in the writer thread); none after one that failed."""
+        if self._broken:
+            return
         try:
-            _write_part(self.part, first, chunks, writeback=True)
-        except OSError as exc:
-            raise _write_error(self.part, exc) from exc
-        for chunk in chunks:
-            self.hasher.update(chunk)
+            if self.space is not None:
+                self.space.check()  # none goes on below min_free_space: one statvfs per block
+            if self.meta_due:
+                self._save_meta()
+            try:
+                _write_part(self.part, first, chunks, writeback=True)
+            except OSError as exc:
+                raise _write_error(self.part, exc) from exc
+        except BaseException:
+            self._broken = True
+            raise
 
     def _save_meta(self) -> None:
         text = json.dumps(
@@ -163,6 +202,36 @@ class PartWriter:
             # run resumes after it, or drops it if it has no validator to resume with.
             raise _write_error(self.part if exc.errno == errno.ELOOP else final, exc) from exc
         return self.hasher.hexdigest()
+
+
+class _Lanes:
+    """The two threads of one large body: one writes its blocks, one hashes them.
+
+    Each runs its blocks one after another, in order, beside the other and the event loop
+    (hashlib and `os.write` let go of the GIL for buffers this large), so receiving, hashing
+    and writing a large file overlap instead of taking turns.
+    """
+
+    def __init__(self) -> None:
+        self.writer = ThreadPoolExecutor(1, "part-writer")
+        self.hasher = ThreadPoolExecutor(1, "part-hasher")
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=False)
+        self.hasher.shutdown(wait=False)
+
+
+def _hash_chunks(hasher: Hasher, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
+async def _both(wrote: asyncio.Future[None], hashed: asyncio.Future[None]) -> None:
+    """Done when the block is both written and hashed; the write's error first."""
+    results = await asyncio.gather(wrote, hashed, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

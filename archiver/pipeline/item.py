@@ -1,8 +1,11 @@
 """Archiving one item: fetch its files into its folder, then write its sidecar.
 
-It touches nothing but the item's own folder, opened once through the `ArchiveStore` (a local
-folder or a bucket: this module does not know which), and reports what it did as an
-`ItemResult`; the caller keeps the statistics, the log and the manifest.
+An item is opened once (`open_item`), its place through the `ArchiveStore` (a local folder or
+a bucket: this module does not know which); its files are then units of work of their own
+(`ItemRun.fetch`), which the job's download slots take in any order, several at once; the
+last one done finishes the item (`ItemRun.finish`). It touches nothing but the item's own
+folder and reports what it did as an `ItemResult`; the caller keeps the statistics, the log
+and the manifest.
 """
 
 from __future__ import annotations
@@ -51,18 +54,102 @@ class ItemLimits:
     max_file_bytes: int
 
 
-async def archive_item(
-    http: HttpClient,
-    task: ItemTask,
-    limits: ItemLimits,
-    received: Callable[[int], None] = lambda n: None,
-) -> ItemResult:
-    """Fetch the item's files that are not archived yet; write its sidecar if none failed.
+class ItemRun:
+    """One item in flight: its place open while the job's download slots fetch its files.
 
-    Whatever goes wrong with one file fails its role and the item, not the run: a file that
-    cannot be had (`TransferError`), or a path of the item that cannot be used (a link, a
-    folder where a file should be: any `OSError` not of the whole archive). An error of the
-    whole archive (a full disk) is raised, as an `ArchiveWriteError`.
+    The slots take files, not items, so a task's cover does not wait behind its video and no
+    slot idles while another holds a whole task; several files of one item may be fetched at
+    once. The item is finished (its sidecar written, if every file is whole) by whoever
+    completes its last file.
+    """
+
+    def __init__(self, task: ItemTask, limits: ItemLimits, place: ItemPlace) -> None:
+        self.task = task
+        self.limits = limits
+        self.place = place
+        self.files = tuple(enumerate(task.item.media))  # (index, ref): one unit of work each
+        self._rows: list[FileRow | None] = [None] * len(self.files)
+        self._left = len(self.files)
+        self._fetched = 0
+        self._written: list[str] = []
+        self._failures: list[tuple[int, str, str]] = []  # (index, role, why)
+        self._open = True
+
+    @property
+    def done(self) -> bool:
+        """Whether every file has been fetched, kept or failed."""
+        return self._left == 0
+
+    async def fetch(
+        self, index: int, http: HttpClient, received: Callable[[int], None] = lambda n: None
+    ) -> None:
+        """Fetch the item's file `index`, or keep it if archived before and still whole.
+
+        Whatever goes wrong with the file fails its role and the item, not the run: a file
+        that cannot be had (`TransferError`), or a path that cannot be used (a link, a folder
+        where a file should be: any `OSError` not of the whole archive). An error of the whole
+        archive (a full disk) is raised, as an `ArchiveWriteError`.
+        """
+        ref = self.task.item.media[index]
+        known = self.task.known_files
+        try:
+            reuse = await _reusable(self.place, known, ref.role, ref.url)
+            if reuse is not None:
+                self._rows[index] = reuse
+                return
+            stem = _free_stem(file_stem(ref), ref.role, ref.url, known)
+            try:
+                fetched, path = await self.place.fetch(
+                    Fetch(http, ref, stem, self.limits.max_file_bytes, received)
+                )
+            except (ArchiverError, OSError) as exc:
+                self._failures.append((index, ref.role, _why(exc, self.place.path)))
+                return
+            self._fetched += 1
+            if path is not None:
+                self._written.append(path)
+            self._rows[index] = _file_row(self.task.folder, fetched)
+        finally:
+            self._left -= 1
+
+    def fail(self, index: int, why: str) -> None:
+        """Count file `index` as failed for a reason met outside `fetch` (a bug)."""
+        self._failures.append((index, self.task.item.media[index].role, why))
+
+    async def finish(self) -> ItemResult:
+        """Write the sidecar if no file failed, close the place; what the item did."""
+        files = [row for row in self._rows if row is not None]
+        try:
+            if not self._failures:
+                await self._put_sidecar(files)
+        finally:
+            self.close()
+        # In the item's order, however the files' downloads ended.
+        failures = tuple((role, why) for _, role, why in sorted(self._failures))
+        return ItemResult(tuple(files), self._fetched, failures, tuple(self._written))
+
+    async def _put_sidecar(self, files: list[FileRow]) -> None:
+        try:
+            path = await self.place.put_sidecar(sidecar_bytes(_document(self.task, files)))
+        except ArchiveWriteError:
+            raise  # the whole archive cannot be written: the run stops
+        except ArchiverError as exc:  # a link in the way, a store refusing this one object
+            self._failures.append((len(self.files), SIDECAR, str(exc)))
+        else:
+            if path is not None:
+                self._written.append(path)
+
+    def close(self) -> None:
+        """Let go of the item's place (once; a run that stops closes what is left open)."""
+        if self._open:
+            self._open = False
+            self.place.close()
+
+
+def open_item(task: ItemTask, limits: ItemLimits) -> ItemRun | ItemResult:
+    """The item's place opened, ready for its files; or its failure, if the folder is unusable.
+
+    An `ArchiveWriteError` (the whole archive cannot be written) is raised.
     """
     try:
         place = limits.store.open_item(task.folder)
@@ -70,53 +157,7 @@ async def archive_item(
         if isinstance(exc, ArchiveWriteError):
             raise
         return ItemResult((), 0, (("folder", str(exc)),), ())
-    try:
-        return await _fill(http, task, limits, place, received)
-    finally:
-        place.close()
-
-
-async def _fill(
-    http: HttpClient,
-    task: ItemTask,
-    limits: ItemLimits,
-    place: ItemPlace,
-    received: Callable[[int], None],
-) -> ItemResult:
-    """The item's files, then its sidecar, into its open `place`."""
-    item = task.item
-    files: list[FileRow] = []
-    written: list[str] = []
-    failures: list[tuple[str, str]] = []
-    fetched_count = 0
-    for ref in item.media:
-        reuse = await _reusable(place, task.known_files, ref.role, ref.url)
-        if reuse is not None:
-            files.append(reuse)
-            continue
-        stem = _free_stem(file_stem(ref), ref.role, ref.url, task.known_files)
-        try:
-            fetched, path = await place.fetch(
-                Fetch(http, ref, stem, limits.max_file_bytes, received)
-            )
-        except (ArchiverError, OSError) as exc:
-            failures.append((ref.role, _why(exc, place.path)))
-            continue
-        fetched_count += 1
-        if path is not None:
-            written.append(path)
-        files.append(_file_row(task.folder, fetched))
-    if not failures:
-        try:
-            path = await place.put_sidecar(sidecar_bytes(_document(task, files)))
-        except ArchiveWriteError:
-            raise  # the whole archive cannot be written: the run stops
-        except ArchiverError as exc:  # a link in the way, a store refusing this one object
-            failures.append((SIDECAR, str(exc)))
-        else:
-            if path is not None:
-                written.append(path)
-    return ItemResult(tuple(files), fetched_count, tuple(failures), tuple(written))
+    return ItemRun(task, limits, place)
 
 
 def _why(exc: ArchiverError | OSError, folder: str) -> str:

@@ -1,10 +1,14 @@
 """The archiving job: sources -> records -> download pipeline -> archive + manifest.
 
-Each source is listed by its own task, page by page (see `listing`), into one bounded queue; a
-fixed pool of `concurrency` workers takes items off it and fetches their files, so downloads
-begin while listing goes on and memory stays flat however long the list. A batch of finished
-items costs one flush and one manifest transaction. The job is the one place that catches what
-stops a run and says why. This module imports no concrete source.
+Each source is listed by its own task, page by page (see `listing`), into one bounded queue of
+items. One opener takes them in listing order, opens each item's place and queues its files,
+and a fixed pool of `concurrency` download slots takes files, not items: a slot that finishes
+a file takes the next one of any item, so a task's cover never waits behind its video and no
+slot idles while files are waiting. Whoever completes an item's last file writes its sidecar
+and hands it to the batch of items to flush and record (one flush and one manifest
+transaction per batch). Downloads begin while listing goes on, and memory stays flat however
+long the list: both queues are bounded. The job is the one place that catches what stops a
+run and says why. This module imports no concrete source.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ArchiveWriteError
 from archiver.net.http import HttpClient
-from archiver.pipeline.item import ItemLimits, ItemResult, ItemTask, archive_item
+from archiver.pipeline.item import ItemLimits, ItemResult, ItemRun, ItemTask, open_item
 from archiver.pipeline.listing import Progress, SourceLister, WorkItem
 from archiver.reporting.repeats import FAILED, RepeatedWarnings
 from archiver.reporting.stats import RunStats
@@ -36,7 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("archiver")
 
-QUEUE_PER_WORKER = 64  # items listed ahead of the downloads, per worker
+QUEUE_PER_WORKER = 64  # items listed ahead of the downloads, per download slot
+FILES_AHEAD = 2  # files of opened items waiting for a slot, per slot
 
 
 class ArchiveJob:
@@ -62,6 +68,8 @@ class ArchiveJob:
         self.stats = RunStats(dry_run=dry_run)
         self._committer: BatchCommitter | None = None
         self._warnings = RepeatedWarnings(log)
+        self._counters: dict[str, Callable[[int], None]] = {}
+        self._running: set[ItemRun] = set()  # items opened and not finished: closed at the end
         # A bucket archive keeps nothing but its manifest and reports on the local disk.
         self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
         # Where the items go: the archive's folder, or its bucket once opened (`_open_bucket`).
@@ -150,9 +158,13 @@ class ArchiveJob:
             self.manifest.set_source_state(cfg.name, listed_to_end=False, clean=False)
 
     async def _pipeline(self, sources: tuple[SourceConfig, ...]) -> None:
-        """The listers and the workers, until every item is done or the run must stop."""
-        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(
+        """The listers, the opener and the download slots, until all is done or the run stops."""
+        items: asyncio.Queue[WorkItem | None] = asyncio.Queue(
             QUEUE_PER_WORKER * self.config.concurrency
+        )
+        # Files opened ahead of the slots: enough that a slot finishing one finds the next.
+        files: asyncio.Queue[_FileWork | None] = asyncio.Queue(
+            FILES_AHEAD * self.config.concurrency
         )
         http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
         try:
@@ -161,18 +173,19 @@ class ArchiveJob:
                 context = SourceContext(http)
                 if self._committer is not None:
                     group.create_task(self._committer.run())
-                workers = [
-                    group.create_task(self._worker(http, queue))
+                opener = group.create_task(self._open_items(items, files))
+                slots = [
+                    group.create_task(self._download_slot(http, files))
                     for _ in range(self.config.concurrency)
                 ]
                 listers = [
-                    group.create_task(self._lister.list_source(cfg, context, queue))
+                    group.create_task(self._lister.list_source(cfg, context, items))
                     for cfg in sources
                 ]
                 await asyncio.gather(*listers)
-                for _ in workers:
-                    await queue.put(None)
-                await asyncio.gather(*workers)
+                await items.put(None)
+                await opener
+                await asyncio.gather(*slots)
                 if self._committer is not None:
                     await self._committer.close()
         except* ArchiverError as group:
@@ -183,6 +196,9 @@ class ArchiveJob:
             log.debug("traceback", exc_info=group.exceptions[0])
 
     async def _close(self, sources: tuple[SourceConfig, ...]) -> None:
+        for run in self._running:  # a stopped run's items: each retried next time
+            run.close()
+        self._running.clear()
         self._store.close()
         if self._committer is not None:
             # What finished before the stop is recorded; the rest is retried next time.
@@ -194,35 +210,84 @@ class ArchiveJob:
         for cfg in sources:
             self._warnings.close(cfg.name)
 
-    async def _worker(self, http: HttpClient, queue: asyncio.Queue[WorkItem | None]) -> None:
+    async def _open_items(
+        self, items: asyncio.Queue[WorkItem | None], files: asyncio.Queue[_FileWork | None]
+    ) -> None:
+        """Open each listed item and queue its files, one unit of work each, in listing order."""
         limits = ItemLimits(store=self._store, max_file_bytes=self.config.max_file_bytes)
-        while (work := await queue.get()) is not None:
-            await self._archive(http, limits, work)
+        while (work := await items.get()) is not None:
+            known = work.known
+            task = ItemTask(
+                source=work.source.name,
+                source_type=work.source.settings.type,
+                item=work.item,
+                folder=within("", str(work.folder)),
+                known_files=known.files if known is not None else (),
+            )
+            try:
+                run = open_item(task, limits)
+            except ArchiverError:
+                raise  # the archive as a whole cannot be written: the run stops
+            except Exception as exc:  # a bug met by one item must not cost the others their run
+                log.debug("traceback", exc_info=True)
+                run = ItemResult((), 0, (("item", _unexpected(exc)),), ())
+            if isinstance(run, ItemResult):  # its folder cannot be used
+                await self._record(work, run)
+                continue
+            self._running.add(run)
+            if not run.files:  # nothing to fetch: every file the listing named was unusable
+                await self._finish(work, run)
+                continue
+            for index, _ in run.files:
+                await files.put(_FileWork(work, run, index))
+        for _ in range(self.config.concurrency):
+            await files.put(None)
 
-    async def _archive(self, http: HttpClient, limits: ItemLimits, work: WorkItem) -> None:
-        """Archive one item; count, log and record what it did."""
-        cfg, item = work.source, work.item
-        stats = self.stats.source(cfg.name)
-        known = work.known
-        task = ItemTask(
-            source=cfg.name,
-            source_type=cfg.settings.type,
-            item=item,
-            folder=within("", str(work.folder)),
-            known_files=known.files if known is not None else (),
-        )
+    async def _download_slot(
+        self, http: HttpClient, files: asyncio.Queue[_FileWork | None]
+    ) -> None:
+        """One download in flight at a time: any item's next file, as soon as one is done."""
+        while (unit := await files.get()) is not None:
+            received = self._counter(unit.work.source.name)
+            try:
+                await unit.run.fetch(unit.index, http, received)
+            except ArchiverError:
+                raise  # the archive as a whole cannot be written: the run stops (see `run`)
+            except Exception as exc:  # a bug met by one file must not cost the others their run
+                log.debug("traceback", exc_info=True)
+                unit.run.fail(unit.index, _unexpected(exc))
+            if unit.run.done:
+                await self._finish(unit.work, unit.run)
 
-        def received(count: int) -> None:
-            stats.bytes += count
-            self.progress.received(count)
+    def _counter(self, source: str) -> Callable[[int], None]:
+        """What counts the bytes received for `source`: one per source, made once."""
+        counter = self._counters.get(source)
+        if counter is None:
+            stats, progress = self.stats.source(source), self.progress
 
+            def counter(count: int) -> None:
+                stats.bytes += count
+                progress.received(count)
+
+            self._counters[source] = counter
+        return counter
+
+    async def _finish(self, work: WorkItem, run: ItemRun) -> None:
+        """The item's last file is done: its sidecar, then its record."""
+        self._running.discard(run)
         try:
-            result = await archive_item(http, task, limits, received)
+            result = await run.finish()
         except ArchiverError:
-            raise  # the archive as a whole cannot be written: the run stops (see `run`)
+            raise
         except Exception as exc:  # a bug met by one item must not cost the others their run
             log.debug("traceback", exc_info=True)
             result = ItemResult((), 0, (("item", _unexpected(exc)),), ())
+        await self._record(work, result)
+
+    async def _record(self, work: WorkItem, result: ItemResult) -> None:
+        """Count, log and record what archiving one item did."""
+        cfg, item, known = work.source, work.item, work.known
+        stats = self.stats.source(cfg.name)
         stats.files += result.fetched
         for _ in range(result.fetched):
             self.progress.file_done()
@@ -259,6 +324,15 @@ class ArchiveJob:
             clean = complete and not stats.failed and not stats.listing_error
             clean = clean and not self.stats.fatal
             self.manifest.set_source_state(cfg.name, listed_to_end=stats.listed_to_end, clean=clean)
+
+
+@dataclass(frozen=True, slots=True)
+class _FileWork:
+    """One file of an opened item: the unit a download slot takes."""
+
+    work: WorkItem
+    run: ItemRun
+    index: int  # of the file in the item's media
 
 
 def _unexpected(exc: BaseException) -> str:

@@ -35,8 +35,8 @@ from archiver.store.sidecar import SIDECAR, fingerprint, iso, record_digest
 log = logging.getLogger("archiver")
 
 _STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
-# Unchanged items listed before their `last_seen_run` is written: one manifest transaction per
-# page cost a rerun more than the rows it wrote.
+# Unchanged items listed before they are written as listed: one transaction per page cost a
+# rerun more than the rows it wrote.
 SEEN_BATCH = 1000
 
 Key = tuple[str, str]  # an item's (kind, id)
@@ -113,8 +113,6 @@ class SourceLister:
                     break
             else:
                 stats.listed_to_end = True
-            if unmarked and self.manifest is not None:
-                self.manifest.mark_seen(cfg.name, self.run_id, (), unmarked)
         except ListingRepeats as exc:
             # What was listed is archived; the source counts as not listed to its end.
             stats.listing_error = str(exc)
@@ -164,12 +162,13 @@ class SourceLister:
     ) -> int:
         """Sort one page into skipped and to-do; returns the run of archived tasks so far.
 
-        `unmarked` holds the unchanged items listed in this run whose `last_seen_run` is not
-        written yet: added to here, written (and emptied) now and then.
+        `unmarked` holds the unchanged items listed in this run not yet written as listed (see
+        `ManifestStore.mark_seen`): added to here, written (and emptied) now and then.
         """
         listed = self._listing_state(cfg.name, page)
         fresh = self._count(cfg.name, page, stats, listed)
-        todo, seen = self._sort(cfg.name, fresh, listed, unmarked)
+        again = self._listed_again(cfg.name, listed)
+        todo, seen = self._sort(cfg.name, fresh, listed, unmarked, again)
         intact = self._intact(
             {
                 index: (state.folder, state.files)
@@ -280,18 +279,22 @@ class SourceLister:
         fresh: dict[Key, tuple[ArchiveItem | Unparsed, bytes | None]],
         listed: dict[Key, ListedItem],
         unmarked: set[Key],
+        again: set[Key],
     ) -> tuple[list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]], list[Seen]]:
         """The items to consider, with their state and fingerprint; and those to write as seen.
 
         An item listed twice in this run is dropped; one whose record is the one last listed
-        keeps what the manifest has of it (only its run is written, batched in `unmarked`).
+        keeps what the manifest has of it (that this run listed it is kept, batched in
+        `unmarked`; `again` are those written so far that are on this page).
         """
         todo: list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]] = []
         seen: list[Seen] = []
         for key, (item, digest) in fresh.items():
             state = listed.get(key)
             if state is not None and (
-                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
+                (state.last_seen_run == self.run_id and self.run_id)
+                or key in unmarked
+                or key in again
             ):
                 continue  # listed twice: the list shifted while it was read
             if state is not None and digest is not None and digest == state.listed_digest:
@@ -325,6 +328,18 @@ class SourceLister:
             for item_id, state in self.manifest.listing_state(source, kind, kind_ids).items():
                 found[kind, item_id] = state
         return found
+
+    def _listed_again(self, source: str, listed: dict[Key, ListedItem]) -> set[Key]:
+        """Which of these items this run listed before, unchanged, and wrote as listed."""
+        again: set[Key] = set()
+        if not self._writing or not listed:
+            return again
+        assert self.manifest is not None
+        for kind in ("task", "template"):
+            ids = [item_id for (k, item_id) in listed if k == kind]
+            if ids:
+                again.update((kind, i) for i in self.manifest.listed_unchanged(source, kind, ids))
+        return again
 
     def _lookup(
         self, source: str, keys: Sequence[tuple[str, str]]

@@ -1,9 +1,10 @@
 """Listing: each source's pages sorted into what is archived and intact, and what is to do.
 
 A page costs one manifest lookup and one write (a page where nothing changed, a share of one):
-a record whose digest is the one last listed is taken as it is in the manifest, and an
-archived item whose sidecar and files are all on disk at their sizes is skipped; the rest go
-onto the workers' queue as `WorkItem`s. The guard against listings that never end, and the
+a record whose digest is the one last listed is taken as it is in the manifest (and a record
+its source put off, `Unparsed`, is then never parsed), and an archived item whose sidecar and
+files are all on disk at their sizes is skipped; the rest go onto the workers' queue as
+`WorkItem`s. The guard against listings that never end, and the
 incremental stop, are applied here. This module imports no concrete source.
 """
 
@@ -26,7 +27,7 @@ from archiver.pipeline.guard import ListingGuard
 from archiver.reporting.repeats import REJECTED, RepeatedWarnings
 from archiver.reporting.stats import RunStats, SourceStats
 from archiver.sources import Source, SourceContext, source_types
-from archiver.sources.records import ArchiveItem, Page, Rejected, Unfinished
+from archiver.sources.records import ArchiveItem, Page, Rejected, Unfinished, Unparsed
 from archiver.store.manifest import KnownItem, ListedItem, ManifestStore, Seen
 from archiver.store.paths import item_folder, within
 from archiver.store.sidecar import SIDECAR, fingerprint, iso, record_digest
@@ -34,9 +35,11 @@ from archiver.store.sidecar import SIDECAR, fingerprint, iso, record_digest
 log = logging.getLogger("archiver")
 
 _STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
-# Unchanged items listed before their `last_seen_run` is written: one manifest transaction per
-# page cost a rerun more than the rows it wrote.
+# Unchanged items listed before they are written as listed: one transaction per page cost a
+# rerun more than the rows it wrote.
 SEEN_BATCH = 1000
+
+Key = tuple[str, str]  # an item's (kind, id)
 
 
 class Progress(Protocol):
@@ -110,8 +113,6 @@ class SourceLister:
                     break
             else:
                 stats.listed_to_end = True
-            if unmarked and self.manifest is not None:
-                self.manifest.mark_seen(cfg.name, self.run_id, (), unmarked)
         except ListingRepeats as exc:
             # What was listed is archived; the source counts as not listed to its end.
             stats.listing_error = str(exc)
@@ -161,11 +162,13 @@ class SourceLister:
     ) -> int:
         """Sort one page into skipped and to-do; returns the run of archived tasks so far.
 
-        `unmarked` holds the unchanged items listed in this run whose `last_seen_run` is not
-        written yet: added to here, written (and emptied) now and then.
+        `unmarked` holds the unchanged items listed in this run not yet written as listed (see
+        `ManifestStore.mark_seen`): added to here, written (and emptied) now and then.
         """
-        fresh = self._count(cfg.name, page, stats)
-        todo, seen = self._sort(cfg.name, fresh, unmarked)
+        listed = self._listing_state(cfg.name, page)
+        fresh = self._count(cfg.name, page, stats, listed)
+        again = self._listed_again(cfg.name, listed)
+        todo, seen = self._sort(cfg.name, fresh, listed, unmarked, again)
         intact = self._intact(
             {
                 index: (state.folder, state.files)
@@ -184,8 +187,8 @@ class SourceLister:
             assert self.manifest is not None
             self.manifest.mark_seen(cfg.name, self.run_id, seen, unmarked)
             unmarked.clear()
-        for index, (item, state, mark) in enumerate(todo):
-            is_task = item.kind == "task"
+        for index, (entry, state, mark) in enumerate(todo):
+            is_task = entry.kind == "task"
             if index in intact:
                 if is_task:
                     stats.already_archived += 1
@@ -196,6 +199,9 @@ class SourceLister:
             if self.dry_run:
                 stats.archived += is_task
                 stats.templates_archived += not is_task
+                continue
+            item = self._parsed(cfg.name, stats, entry)
+            if item is None:
                 continue
             where = (
                 PurePosixPath(state.folder)
@@ -210,12 +216,24 @@ class SourceLister:
         return self.manifest is not None and not self.dry_run
 
     def _count(
-        self, source: str, page: Page, stats: SourceStats
-    ) -> dict[tuple[str, str], ArchiveItem]:
-        """Count the page's records; its archivable items by (kind, id), first of each."""
-        fresh: dict[tuple[str, str], ArchiveItem] = {}
+        self, source: str, page: Page, stats: SourceStats, listed: dict[Key, ListedItem]
+    ) -> dict[Key, tuple[ArchiveItem | Unparsed, bytes | None]]:
+        """Count the page's records; its archivable items by (kind, id), first of each.
+
+        With each item comes the digest of its record. A record put off by its source
+        (`Unparsed`) is parsed here unless the manifest holds it as last listed: then it
+        stays unparsed, and nothing of it but its id and digest is looked at unless it is to
+        be fetched again.
+        """
+        fresh: dict[Key, tuple[ArchiveItem | Unparsed, bytes | None]] = {}
         listed_before = stats.listed
         for entry in page.items:
+            digest = None
+            if isinstance(entry, Unparsed):
+                digest = record_digest(entry.record)
+                state = listed.get((entry.kind, entry.id))
+                if digest is None or state is None or digest != state.listed_digest:
+                    entry = entry.parse(entry.record)
             if isinstance(entry, Unfinished):
                 stats.listed += 1
                 stats.unfinished[entry.state] += 1
@@ -225,31 +243,60 @@ class SourceLister:
                 if entry.kind == "task":
                     stats.listed += 1
                     stats.succeeded += 1
-                fresh.setdefault((entry.kind, entry.id), entry)
+                if (entry.kind, entry.id) not in fresh:
+                    if digest is None and isinstance(entry, ArchiveItem):
+                        digest = record_digest(entry.record)
+                    fresh[entry.kind, entry.id] = (entry, digest)
         self.progress.listed(stats.listed - listed_before)  # every record but the templates
         return fresh
+
+    def _parsed(
+        self, source: str, stats: SourceStats, entry: ArchiveItem | Unparsed
+    ) -> ArchiveItem | None:
+        """The item to fetch, parsed; None if it does not parse as one any more.
+
+        A record unchanged since it was archived is parsed only here, when it is to be fetched
+        again. If the rules of parsing changed since, it may not parse now: it is then
+        counted as the source would have had it counted, rejected or unfinished.
+        """
+        if isinstance(entry, ArchiveItem):
+            return entry
+        item = entry.parse(entry.record)
+        if isinstance(item, ArchiveItem):
+            return item
+        stats.listed -= 1  # counted as succeeded already, and counted again below
+        stats.succeeded -= 1
+        if isinstance(item, Unfinished):
+            stats.listed += 1
+            stats.unfinished[item.state] += 1
+        else:
+            self._reject(source, stats, item)
+        return None
 
     def _sort(
         self,
         source: str,
-        fresh: dict[tuple[str, str], ArchiveItem],
-        unmarked: set[tuple[str, str]],
-    ) -> tuple[list[tuple[ArchiveItem, ListedItem | None, str]], list[Seen]]:
+        fresh: dict[Key, tuple[ArchiveItem | Unparsed, bytes | None]],
+        listed: dict[Key, ListedItem],
+        unmarked: set[Key],
+        again: set[Key],
+    ) -> tuple[list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]], list[Seen]]:
         """The items to consider, with their state and fingerprint; and those to write as seen.
 
         An item listed twice in this run is dropped; one whose record is the one last listed
-        keeps what the manifest has of it (only its run is written, batched in `unmarked`).
+        keeps what the manifest has of it (that this run listed it is kept, batched in
+        `unmarked`; `again` are those written so far that are on this page).
         """
-        listed = self._listing_state(source, fresh)
-        todo: list[tuple[ArchiveItem, ListedItem | None, str]] = []
+        todo: list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]] = []
         seen: list[Seen] = []
-        for key, item in fresh.items():
+        for key, (item, digest) in fresh.items():
             state = listed.get(key)
             if state is not None and (
-                (state.last_seen_run == self.run_id and self.run_id) or key in unmarked
+                (state.last_seen_run == self.run_id and self.run_id)
+                or key in unmarked
+                or key in again
             ):
                 continue  # listed twice: the list shifted while it was read
-            digest = record_digest(item.record)
             if state is not None and digest is not None and digest == state.listed_digest:
                 # The record as last listed: its fingerprint, folder and creation time are
                 # in the manifest already. This is what keeps a rerun cheap.
@@ -257,6 +304,7 @@ class SourceLister:
                 if self._writing:
                     unmarked.add(key)
             else:
+                assert isinstance(item, ArchiveItem)  # `_count` parsed every changed record
                 mark = fingerprint(item.record)
                 folder = (
                     state.folder
@@ -267,18 +315,31 @@ class SourceLister:
             todo.append((item, state, mark))
         return todo, seen
 
-    def _listing_state(
-        self, source: str, fresh: dict[tuple[str, str], ArchiveItem]
-    ) -> dict[tuple[str, str], ListedItem]:
+    def _listing_state(self, source: str, page: Page) -> dict[Key, ListedItem]:
+        """What the manifest knows of the page's archivable items, by (kind, id)."""
         if self.manifest is None:
             return {}
-        found: dict[tuple[str, str], ListedItem] = {}
-        for kind in ("task", "template"):
-            ids = [item_id for (k, item_id) in fresh if k == kind]
-            if ids:
-                for item_id, state in self.manifest.listing_state(source, kind, ids).items():
-                    found[kind, item_id] = state
+        found: dict[Key, ListedItem] = {}
+        ids: dict[str, list[str]] = {}
+        for entry in page.items:
+            if isinstance(entry, ArchiveItem | Unparsed):
+                ids.setdefault(entry.kind, []).append(entry.id)
+        for kind, kind_ids in ids.items():
+            for item_id, state in self.manifest.listing_state(source, kind, kind_ids).items():
+                found[kind, item_id] = state
         return found
+
+    def _listed_again(self, source: str, listed: dict[Key, ListedItem]) -> set[Key]:
+        """Which of these items this run listed before, unchanged, and wrote as listed."""
+        again: set[Key] = set()
+        if not self._writing or not listed:
+            return again
+        assert self.manifest is not None
+        for kind in ("task", "template"):
+            ids = [item_id for (k, item_id) in listed if k == kind]
+            if ids:
+                again.update((kind, i) for i in self.manifest.listed_unchanged(source, kind, ids))
+        return again
 
     def _lookup(
         self, source: str, keys: Sequence[tuple[str, str]]

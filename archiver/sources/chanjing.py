@@ -23,8 +23,8 @@ from archiver.errors import ConfigError, MalformedResponse
 from archiver.net.apiprofile import ApiProfile
 from archiver.sources.base import Source
 from archiver.sources.chanjing_token import ChanjingToken
-from archiver.sources.parse import TaskFields, parse_task
-from archiver.sources.records import Listed, Page
+from archiver.sources.parse import TaskFields, parse_later, parse_task
+from archiver.sources.records import Listed, Page, Parsed
 
 DEFAULT_QPS = 10.0
 MAX_PAGES = 1_000_000
@@ -79,8 +79,13 @@ class ChanjingSource(Source):
             yield Page(number, tuple(self.parse_rows(rows)))
 
     def parse_rows(self, rows: Rows) -> list[Listed]:
-        """Every record of one page, parsed."""
-        return [parse_task(row, self.task_fields) for row in rows]
+        """Every record of one page; a succeeded task's parsing put off (`parse_later`)."""
+        fields, parse = self.task_fields, self.parse_row
+        return [parse_later(row, fields, parse) for row in rows]
+
+    def parse_row(self, row: Any) -> Parsed:
+        """One record as this list's `ArchiveItem`, `Unfinished` or `Rejected`."""
+        return parse_task(row, self.task_fields)
 
     def _profile(self) -> ApiProfile:
         rate = self.settings.qps or DEFAULT_QPS

@@ -21,8 +21,8 @@ from archiver.errors import ConfigError
 from archiver.sources.base import RecordView
 from archiver.sources.chanjing import ChanjingSettings, ChanjingSource, Rows
 from archiver.sources.fields import duration_seconds
-from archiver.sources.parse import TaskFields
-from archiver.sources.records import ArchiveItem, Listed, Page
+from archiver.sources.parse import TaskFields, parse_later
+from archiver.sources.records import ArchiveItem, Listed, Page, Parsed
 
 Kind = Literal["image", "video"]
 TYPES: dict[Kind, int] = {"image": 3, "video": 4}
@@ -76,15 +76,20 @@ class ChanjingAiCreation(ChanjingSource):
         lists = [self.read_list(self.list_path, {"type": TYPES[kind]}) for kind in kinds]
         try:
             async for number, pages in _side_by_side(kinds, lists):
-                parsed = [
-                    [_expecting(listed, EXPECTS[kind]) for listed in self.parse_rows(rows)]
-                    for kind, rows in pages
-                ]
+                parsed = [self._parse_kind(rows, EXPECTS[kind]) for kind, rows in pages]
                 merged = chain.from_iterable(zip_longest(*parsed, fillvalue=None))
                 yield Page(number, tuple(listed for listed in merged if listed is not None))
         finally:
             for pages_of_kind in lists:
                 await pages_of_kind.aclose()
+
+    def _parse_kind(self, rows: Rows, expects: Literal["picture", "video"]) -> list[Listed]:
+        """The records of one kind's page; each file says what it must be."""
+
+        def parse(row: Any) -> Parsed:
+            return _expecting(self.parse_row(row), expects)
+
+        return [parse_later(row, self.task_fields, parse) for row in rows]
 
     @classmethod
     def view(cls, kind: str, record: dict[str, Any]) -> RecordView:
@@ -109,7 +114,7 @@ class ChanjingAiCreation(ChanjingSource):
         )
 
 
-def _expecting(listed: Listed, expects: Literal["picture", "video"]) -> Listed:
+def _expecting(listed: Parsed, expects: Literal["picture", "video"]) -> Parsed:
     """`listed` with each file saying what it must be: the list it came from tells."""
     if not isinstance(listed, ArchiveItem):
         return listed

@@ -3,18 +3,27 @@
 Every service describes a task the same way: an object with an id, a state whose one value
 means "succeeded", a creation time and a few media URLs (some in a list). A service names its
 fields in `TaskFields`; `parse_task` does the rest, so every source rejects malformed records
-by the same rules.
+by the same rules. `parse_later` puts the parsing of a succeeded task off (`Unparsed`), for the
+listing to do only where the record is not the one the manifest holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from archiver.sources.fields import media_url, record_id, unix_time
 from archiver.sources.nesting import record_problem
-from archiver.sources.records import ArchiveItem, Listed, MediaRef, Rejected, Unfinished
+from archiver.sources.records import (
+    ArchiveItem,
+    Listed,
+    MediaRef,
+    Parsed,
+    Rejected,
+    Unfinished,
+    Unparsed,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,25 @@ class TaskFields:
     optional: tuple[tuple[str, str], ...] = ()
 
 
-def parse_task(row: Any, fields: TaskFields) -> Listed:
+def parse_later(row: Any, fields: TaskFields, parse: Callable[[Any], Parsed]) -> Listed:
+    """A succeeded task with a usable id as `Unparsed`; any other record as `parse` has it.
+
+    `parse` is `parse_task` with these `fields` (and what a source adds to it). Only the id
+    and the state are read here: whatever `parse_task` would reject the record for (its
+    shape, its size, its URLs) is found when the listing parses it, as it must once for any
+    record the manifest has not seen as it is.
+    """
+    if type(row) is dict:
+        task_id = record_id(row.get(fields.id_key))
+        state = row.get(fields.state_key)
+        # `type(...) is`: a bool is an int to isinstance, and parse_task rejects it.
+        succeeded = type(state) is type(fields.succeeded) and state == fields.succeeded
+        if task_id is not None and succeeded:
+            return Unparsed(task_id, row, parse)
+    return parse(row)
+
+
+def parse_task(row: Any, fields: TaskFields) -> Parsed:
     """One task record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
     if not isinstance(row, dict):
         return Rejected(None, f"record is a {type(row).__name__}, not an object")

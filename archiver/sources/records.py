@@ -4,10 +4,14 @@ A source turns each API record into exactly one of three things: an `ArchiveItem
 task, or a video template, to be archived), an `Unfinished` task (listed but not succeeded:
 counted by state, never archived), or a `Rejected` record (malformed: reported, never fetched).
 The raw API record rides along untouched in `ArchiveItem.record`, for the sidecar.
+
+A succeeded task with a usable id may come as `Unparsed` instead, its parsing put off: the
+listing parses it into one of the three only if the manifest does not hold that very record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -60,7 +64,25 @@ class Rejected:
     reason: str
 
 
-Listed = ArchiveItem | Unfinished | Rejected
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """A succeeded task of which only the id and the state are read yet.
+
+    A rerun lists thousands of records it archived before, unchanged; parsing each of them
+    (shape, size, URLs, time) cost a rerun more than anything else it did per task. The
+    listing calls `parse(record)` for the `ArchiveItem` or `Rejected` the source would have
+    yielded, when and only when the manifest does not hold this very record as last listed
+    (compared by digest), or when it is to be fetched again.
+    """
+
+    id: str
+    record: Any
+    parse: Callable[[Any], Parsed]
+    kind: ItemKind = "task"
+
+
+Parsed = ArchiveItem | Unfinished | Rejected
+Listed = Parsed | Unparsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from archiver.errors import ApiError, ConfigError, MalformedResponse
 from archiver.net.apiprofile import ApiProfile
 from archiver.sources.base import RecordView, Source
 from archiver.sources.fields import record_id, unix_time, url_version
-from archiver.sources.parse import TaskFields, media_refs
+from archiver.sources.parse import TaskFields, media_refs, parse_later
 from archiver.sources.parse import parse_task as parse_record
-from archiver.sources.records import ArchiveItem, Listed, MediaRef, Page
+from archiver.sources.records import ArchiveItem, Listed, MediaRef, Page, Parsed
 
 TASK_FIELDS = TaskFields(
     state_key="state",
@@ -159,17 +159,19 @@ class VideoTaskHistory(Source):
     def _parse_rows(self, rows: list[Any], templates_seen: set[tuple[object, ...]]) -> list[Listed]:
         listed: list[Listed] = []
         for row in rows:
+            raw = row.get("videoTemp") if self.settings.templates and type(row) is dict else None
+            # Most tasks share a few templates: a template already seen in this exact form is
+            # not parsed again, and a task without a new template is parsed only if the
+            # listing finds its record changed (`parse_later`).
+            raw_key = _template_key(raw)
+            if not isinstance(raw, dict) or (raw_key is not None and raw_key in templates_seen):
+                listed.append(parse_later(row, TASK_FIELDS, parse_task))
+                continue
             item = parse_task(row)
             listed.append(item)
-            if not self.settings.templates or not isinstance(item, ArchiveItem):
+            if not isinstance(item, ArchiveItem):
                 continue
-            raw = row.get("videoTemp")
-            # Most tasks share a few templates: a template already seen in this exact form is
-            # not parsed again.
-            raw_key = _template_key(raw)
             if raw_key is not None:
-                if raw_key in templates_seen:
-                    continue
                 templates_seen.add(raw_key)
             template = parse_template(raw)
             if template is None:
@@ -210,7 +212,7 @@ def _page_list(doc: dict[str, Any]) -> list[Any]:
     return data
 
 
-def parse_task(row: Any) -> Listed:
+def parse_task(row: Any) -> Parsed:
     """One task record as an `ArchiveItem`, `Unfinished` or `Rejected`."""
     return parse_record(row, TASK_FIELDS)
 

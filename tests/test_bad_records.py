@@ -73,7 +73,8 @@ async def test_bad_records_are_skipped_or_archived_safely(standin: StandIn, tmp_
     odd_template = dataset.add_vth_task(
         videoTemp={**template, "id": "../../../../../templates-escape"}
     )
-    dataset.add_vth_task(state="30")  # a state that is not a number
+    dataset.add_vth_task(state="thirty")  # a state that is not a number
+    as_text = dataset.add_vth_task(state=" 30")  # a number as its text: that number
 
     cfg = config_dict(standin, vth={"page_size": 7}, archive_dir="deep/er/archive")
     config = write_config(tmp_path, cfg)
@@ -88,7 +89,8 @@ async def test_bad_records_are_skipped_or_archived_safely(standin: StandIn, tmp_
     docs = sidecars(archive)
 
     # Every good task, the dangerous ids included, is archived; in a folder of its own.
-    good |= {str(r["id"]) for r in dangerous + undated + [bad_cover, bad_preview, odd_template]}
+    kept = [bad_cover, bad_preview, odd_template, as_text]
+    good |= {str(r["id"]) for r in dangerous + undated + kept}
     assert {i for (s, k, i) in docs if k == "task"} == good
     folders = [p.parent for p in archive.rglob("metadata.json")]
     assert len(folders) == len(set(folders)) == len(docs)

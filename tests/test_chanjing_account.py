@@ -67,11 +67,14 @@ async def test_every_list_is_archived_exactly_with_one_token_and_at_most_10_a_se
         assert {r.header("access_token") for r in stats.requests_to(path)} == {token}
     ai_types = {r.body["type"] for r in stats.requests_to(LIST_PATHS["cjai"])}
     assert ai_types == {3, 4}
-    # The malformed records beside the succeeded ones are rejected, each with its reason.
+    # The malformed records beside the succeeded ones are rejected, each with its reason; a
+    # state that is a number's text ("30") is that number (the archive above holds those).
     rejected = {name: source["rejected"] for name, source in _report(archive)["sources"].items()}
-    assert rejected == {"chanjing": 0, "cjvideo": 2, "cjavatar": 1, "cjai": 1}
-    for reason in ("status is not a number: '30'", "progress_desc is not text: 'None'"):
+    assert rejected == {"chanjing": 0, "cjvideo": 0, "cjavatar": 1, "cjai": 1}
+    for reason in ("status is not a number: '[2]'", "progress_desc is not text: 'None'"):
         assert reason in result.output
+    as_text = [r for r in standin.dataset.succeeded("cj_video") if r["status"] == "30"]
+    assert as_text and all(("cjvideo", "task", r["id"]) in sidecars(archive) for r in as_text)
     # What each list's records hold becomes the files of each item.
     docs = sidecars(archive)
     video = standin.dataset.succeeded("cj_video")[0]
@@ -245,5 +248,6 @@ async def test_the_demo_archives_the_whole_account(tmp_path: Path) -> None:
     for name in ("chanjing-videos", "chanjing-avatars", "chanjing-ai"):
         source = sources[name]
         assert source["newly_archived"] > 0 and source["failed"] == 0, name
-        assert source["rejected"] > 0, name  # malformed records beside the good ones
+        # Malformed records beside the good ones; a video's state as text ("30") is taken.
+        assert (source["rejected"] > 0) is (name != "chanjing-videos"), name
         assert sum(source["not_succeeded"].values()) > 0, name  # and running or failed ones

@@ -50,6 +50,30 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def task_state(value: object, like: int | str) -> int | str | None:
+    """A task's state as the kind of value `like` is, or None if it cannot be one.
+
+    A number may come as its decimal text (`"30"`), and a word in another case or with spaces
+    around it (`"success "`): neither is documented, both are plausible, and refusing them
+    would leave a finished task out of the archive.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(like, int):
+        if isinstance(value, int):
+            return value
+        text = value.strip() if isinstance(value, str) else ""
+        digits = text[1:] if text[:1] in "+-" else text
+        # isdigit() alone also takes digits of other scripts, which int() refuses.
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(text)
+        return None
+    if isinstance(value, str):
+        word = value.strip()
+        return like if word.casefold() == like.casefold() else word
+    return None
+
+
 def unix_time(value: object) -> datetime | None:
     """A creation time from Unix seconds (or milliseconds), or None if unusable."""
     # isdigit() alone also takes digits of other scripts (`²`, `١٢٣`), which int() refuses.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from archiver.sources.fields import media_url, record_id, unix_time
+from archiver.sources.fields import media_url, record_id, task_state, unix_time
 from archiver.sources.nesting import record_problem
 from archiver.sources.records import (
     ArchiveItem,
@@ -72,10 +72,11 @@ def parse_task(row: Any, fields: TaskFields) -> Parsed:
     too_much = record_problem(row)
     if too_much is not None:  # the fingerprint and the sidecar could not take it
         return Rejected(task_id, too_much)
-    state = row.get(fields.state_key)
-    if isinstance(state, bool) or not isinstance(state, type(fields.succeeded)):
+    given_state = row.get(fields.state_key)
+    state = task_state(given_state, fields.succeeded)
+    if state is None:
         kind = "text" if isinstance(fields.succeeded, str) else "a number"
-        return Rejected(task_id, f"{fields.state_key} is not {kind}: {str(state)[:40]!r}")
+        return Rejected(task_id, f"{fields.state_key} is not {kind}: {str(given_state)[:40]!r}")
     if state != fields.succeeded:
         return Unfinished(task_id, fields.state_names.get(state, f"{fields.state_key} {state}"))
     given = tuple((role, key) for role, key in fields.optional if row.get(key) not in (None, ""))

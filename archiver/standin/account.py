@@ -26,8 +26,9 @@ CJ_AVATAR_OTHER_STATES = (1, 4, 5, 1)  # in production, failed, system error
 AI_SUCCEEDED = "Success"
 AI_OTHER_STATES = ("Queued", "Ready", "Generating", "Error", "Fail")
 AI_IMAGE, AI_VIDEO = 3, 4
-# Every this-many-th record is malformed (its state of the wrong type: rejected, never
-# archived); every other this-many-th succeeded one lacks a file (archived without it).
+# Every this-many-th record is odd: a synthesized video's state comes as text ("30", to be
+# taken as the number), an avatar's and an AI creation's state is of no usable type (rejected,
+# never archived); every other this-many-th succeeded one lacks a file (archived without it).
 MALFORMED_EVERY = 11
 PARTIAL_EVERY = 7
 _AVATAR_NAMES = ("Anna", "小美", "Dr. <b>Bold</b>", "José", "主播 Li", "Ops bot")
@@ -121,7 +122,7 @@ def cj_avatar_record(
         if _partial(seq) and not force_success:
             del record["pic_url"]
         if _malformed(seq) and not force_success:
-            record["status"] = str(CJ_AVATAR_SUCCEEDED)
+            record["status"] = [CJ_AVATAR_SUCCEEDED]
     return record
 
 

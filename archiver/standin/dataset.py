@@ -181,11 +181,7 @@ class Dataset:
     def succeeded(self, service: Service) -> list[dict[str, Any]]:
         """The records of one list that have succeeded (a correct archiver keeps those)."""
         key, value = _SUCCEEDED[service]
-        return [
-            r
-            for r in self.records(service)
-            if isinstance(r, dict) and type(r.get(key)) is type(value) and r.get(key) == value
-        ]
+        return [r for r in self.records(service) if isinstance(r, dict) and _is(r.get(key), value)]
 
     def vth_tasks(self) -> list[Any]:
         """Every video-task-history record, newest first."""
@@ -437,3 +433,10 @@ class Dataset:
 
     def _as_path(self, path_or_url: str) -> str:
         return self.media_path(path_or_url) if "://" in path_or_url else path_or_url
+
+
+def _is(state: Any, succeeded: int | str) -> bool:
+    """Whether `state` says `succeeded`: as itself, or a number as its decimal text."""
+    if type(state) is type(succeeded):
+        return bool(state == succeeded)
+    return isinstance(state, str) and state.strip() == str(succeeded)

@@ -435,7 +435,7 @@ class Dataset:
         return self.media_path(path_or_url) if "://" in path_or_url else path_or_url
 
 
-def _is(state: Any, succeeded: int | str) -> bool:
+def _is(state: Any, succeeded: object) -> bool:
     """Whether `state` says `succeeded`: as itself, or a number as its decimal text."""
     if type(state) is type(succeeded):
         return bool(state == succeeded)

@@ -100,20 +100,34 @@ class FolderSidecars:
             for folder in _folders_with_sidecar(f"{self.root}/{source}", source):
                 yield folder, self._read_sidecar(folder)
 
-    def _read_sidecar(self, relative: str) -> bytes | None:
+    def _open_plain(self, folder_path: str, name: str) -> int | None:
+        """A descriptor of the plain file `name` in the archive's `folder_path`, else None.
+
+        Nothing is opened through a link, and a FIFO or a device is not read.
+        """
         try:
-            folder, _ = open_folder(self.top, relative, create=False)
+            folder, _ = open_folder(self.top, folder_path, create=False)
         except ArchiverError:
-            return None
+            return None  # gone, or a link in the way
         try:
-            fd = open_for_hashing(SIDECAR, dir_fd=folder.fd)
+            fd = open_for_hashing(name, dir_fd=folder.fd)
         except OSError:
             return None
         finally:
             os.close(folder.fd)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+    def _read_sidecar(self, relative: str) -> bytes | None:
+        fd = self._open_plain(relative, SIDECAR)
+        if fd is None:
+            return None
+        try:
             data = bytearray()
             while len(data) <= MAX_SIDECAR and (block := os.read(fd, 1 << 16)):
                 data += block
@@ -129,19 +143,10 @@ class FolderSidecars:
     def _check(self, row: FileRow) -> bool:
         """Hash the file (in a worker thread); quarantine it if it is there but not as said."""
         parent, _, name = row.path.rpartition("/")
-        try:
-            folder, _ = open_folder(self.top, parent, create=False)
-        except ArchiverError:
-            return False  # gone, or a link in the way
-        try:
-            fd = open_for_hashing(name, dir_fd=folder.fd)
-        except OSError:
+        fd = self._open_plain(parent, name)
+        if fd is None:
             return False
-        finally:
-            os.close(folder.fd)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return False
             # One byte past the size, so a longer file is told by the same reads.
             hashed = sha256_file(fd, limit=row.bytes + 1)
         except OSError:

@@ -37,19 +37,17 @@ from pathlib import Path
 from typing import TextIO
 
 from archiver.catalog.backfill import Backfill
-from archiver.catalog.data import DATA_FORMAT, SIDECAR_NAME, href, write_data
+from archiver.catalog.data import SIDECAR_NAME, href, write_data
 from archiver.catalog.describe import Description, describe_sidecar
 from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
 from archiver.store.archivefs import Folder, atomic_file, open_root, remove_leftovers
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.queries import CatalogItem
 
-__all__ = ["DATA_FORMAT", "DATA_NAME", "INDEX_NAME", "new_build", "render_page", "write_catalog"]
-
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
-# How long the catalog waits for a run writing the manifest before it reads sidecars instead
-# of keeping their descriptions: a catalog is never held up by a run.
+# How long the catalog waits for a run writing the manifest to let it keep the descriptions it
+# read from sidecars; after that it keeps none and reads the rest as it goes.
 WRITER_WAIT = 1.0
 
 

@@ -40,12 +40,12 @@ class Backfill:
         self.described = 0
         self._started = time.monotonic()
         self._told = False
-        self._writable = True
+        self.stopped: ArchiveWriteError | None = None  # why descriptions could not be kept
 
     def batches(self) -> Iterator[list[UndescribedItem]]:
         """The undescribed archived items, `BATCH` at a time, in key order."""
         after: tuple[str, str, str] | None = None
-        while self._writable and (batch := self.manifest.undescribed(after, BATCH)):
+        while self.stopped is None and (batch := self.manifest.undescribed(after, BATCH)):
             yield batch
             after = batch[-1][:3]
 
@@ -59,10 +59,10 @@ class Backfill:
         try:
             self.manifest.set_catalog(descriptions)
         except ArchiveWriteError as exc:
-            # A manifest that cannot be written (a full disk, no permission) costs speed, not
-            # the catalog: the build reads the rest of the sidecars as it goes.
+            # A manifest that cannot be written now (a run writing it, a full disk) costs a
+            # local catalog speed, not content: it reads the rest of the sidecars as it goes.
             log.debug("cannot keep the catalog's descriptions: %s", exc)
-            self._writable = False
+            self.stopped = exc
             return
         self.described += len(descriptions)
         self._tell()

@@ -45,7 +45,8 @@ def write_bucket_catalog(
 
     `locked`: the caller holds the state folder's lock, so a temporary file a killed build
     left there is deleted. `if_missing`: only if the bucket has no catalog yet (None if it
-    has). Raises `ManifestError` without a manifest, an `ArchiverError` if the store fails.
+    has). Raises `ManifestError` without a manifest, `ArchiveWriteError` if the manifest cannot
+    keep the descriptions of items it had none of, an `ArchiverError` if the store fails.
     """
     path = state_dir / MANIFEST
     if not path.is_file():
@@ -76,6 +77,8 @@ async def _write(
         for batch in backfill.batches():
             sidecars = [_read_sidecar(store, item.folder) for item in batch]
             backfill.keep(batch, await asyncio.gather(*sidecars))
+        if backfill.stopped is not None:  # what is not described would show as unreadable
+            raise backfill.stopped
         build = new_build()
         with _scratch(state) as scratch:
             text = io.TextIOWrapper(scratch, encoding="utf-8", newline="\n")

@@ -68,9 +68,9 @@ class Seen:
 class Outcome:
     """How one item ended in this run: archived (`error` None) or failed.
 
-    `catalog` is what the catalog shows of an archived item, (`items.catalog`,
-    `items.catalog_texts`) as `archiver.catalog.describe` makes them; None leaves it to be read
-    from the item's sidecar when the catalog is next built.
+    `catalog` is what the catalog shows of an archived item (`items.catalog` and
+    `items.catalog_texts`, as `archiver.catalog.describe` makes them); None leaves it to be
+    read from the item's sidecar when the catalog is next built.
     """
 
     source: str

@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="archive from a bundled stand-in of both services",
         description=(
             "Start a local stand-in of both services on a loopback port and archive from it "
-            "into DIR, to see the whole thing work with no account."
+            "into DIR, to see the whole thing work with no account. With --s3, archive into a "
+            "bucket instead, DIR holding its manifest and run reports; the store's credentials "
+            "come from the standard AWS chain and are written nowhere."
         ),
     )
     demo.add_argument(
@@ -137,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=150,
         metavar="N",
         help="tasks per service in the stand-in (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--s3",
+        metavar="s3://BUCKET/PREFIX",
+        help="archive into this bucket (it must exist); DIR is then its state folder",
+    )
+    demo.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="the S3 API's URL, for MinIO and the like (default: the AWS chain's, "
+        "e.g. $AWS_ENDPOINT_URL, else AWS)",
     )
     _output_options(demo)
     demo.set_defaults(handler=_cmd_demo)
@@ -334,10 +347,16 @@ def _existing_archive(args: argparse.Namespace) -> Config:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from archiver.commands.demo import run_demo
+    from archiver.commands.demo import demo_bucket, run_demo
 
+    if args.s3_endpoint is not None and args.s3 is None:
+        raise UsageError("--s3-endpoint: only with --s3 s3://BUCKET/PREFIX")
     return run_demo(
-        args.dir, tasks=args.tasks, interactive=_interactive(args), verbosity=_verbosity(args)
+        args.dir,
+        tasks=args.tasks,
+        interactive=_interactive(args),
+        verbosity=_verbosity(args),
+        bucket=demo_bucket(args.s3, args.s3_endpoint) if args.s3 is not None else None,
     )
 
 

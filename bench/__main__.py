@@ -29,7 +29,7 @@ from bench.cases import Bench, CaseResult, Sizes
 from bench.env import archiver_environment, find_tools, interpreter, machine
 from bench.measure import BenchError
 from bench.report import details, results_section, table, write_doc
-from bench.scenarios import CASES
+from bench.scenarios import CASES, OPT_IN
 from bench.servers import Nginx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--case",
         action="append",
         choices=sorted(CASES),
-        help="run only this case (repeatable; verify needs small)",
+        help="run only this case (repeatable; verify needs small; "
+        f"{', '.join(sorted(OPT_IN))} run only when named)",
     )
     parser.add_argument(
         "--workdir", type=Path, help="where to put data and archives (default: a temp folder)"
@@ -137,7 +138,7 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
     say = _say
     for line in facts.lines():
         say(line)
-    chosen = [name for name in CASES if not args.case or name in args.case]
+    chosen = [name for name in CASES if name in (args.case or set(CASES) - OPT_IN)]
     results: list[CaseResult] = []
     www = work / "www"
     sizes = Sizes.quick() if args.quick else Sizes()
@@ -171,8 +172,13 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
         command += f" --rounds {args.rounds}" if args.rounds != 3 else ""
         command += f" --scale-tasks {sizes.scale_tasks}" if args.scale_tasks else ""
         command += "".join(f" --case {c}" for c in args.case or ())
-        section = results_section(results, facts, args.rounds, elapsed, command, args.tmpfs)
-        write_doc(args.doc, section, args.tmpfs)
+        for opt_in in (False, True):
+            group = [r for n, r in zip(chosen, results, strict=True) if (n in OPT_IN) == opt_in]
+            if group:
+                section = results_section(
+                    group, facts, args.rounds, elapsed, command, args.tmpfs, opt_in
+                )
+                write_doc(args.doc, section, args.tmpfs, opt_in)
         print(f"results written to {args.doc}")
     return 0
 

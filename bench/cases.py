@@ -115,8 +115,10 @@ class Bench:
         return alternate(commands, rounds or self.rounds, prepare, self.say)
 
 
-def small_files(b: Bench) -> CaseResult:
-    """Thousands of small files: the archiver's own overhead per file, against curl and aria2c."""
+def small_workload(b: Bench) -> Workload:
+    """The small-files dataset, prepared once for every case that uses it."""
+    if "small" in b.workloads:
+        return b.workloads["small"]
     spec = DatasetSpec(
         vth_tasks=b.sizes.small_tasks,
         chanjing_tasks=0,
@@ -126,6 +128,29 @@ def small_files(b: Bench) -> CaseResult:
     )
     w = b.workload("small", spec)
     w.write_peer_inputs()
+    return w
+
+
+def big_workload(b: Bench) -> Workload:
+    """One task whose video is `sizes.big_bytes` of random bytes, prepared once."""
+    if "big" in b.workloads:
+        return b.workloads["big"]
+    spec = DatasetSpec(vth_tasks=1, chanjing_tasks=0, templates=0, succeeded_share=1.0)
+    w = b.workload("big", spec)
+    _write_big(w.local_path(big_video(w)), b.sizes.big_bytes)
+    w.total_bytes = sum(w.local_path(url).stat().st_size for url in w.urls)
+    return w
+
+
+def big_video(w: Workload) -> str:
+    """The URL of the big workload's large file."""
+    return next(url for url in w.urls if url.endswith(".mp4"))
+
+
+def small_files(b: Bench) -> CaseResult:
+    """Thousands of small files: the archiver's own overhead per file, against curl and aria2c."""
+    w = small_workload(b)
+    spec = w.spec
     with StandInProcess(w.spec_json, w.media_base_url, w.work) as api:
         commands = {
             "archiver": lambda: b.archive_anew(w, api.api_url),
@@ -174,11 +199,8 @@ def small_files(b: Bench) -> CaseResult:
 
 def one_big_file(b: Bench) -> CaseResult:
     """One large file: throughput, hashing and the final fsync included, against `curl -o`."""
-    spec = DatasetSpec(vth_tasks=1, chanjing_tasks=0, templates=0, succeeded_share=1.0)
-    w = b.workload("big", spec)
-    video = next(url for url in w.urls if url.endswith(".mp4"))
-    _write_big(w.local_path(video), b.sizes.big_bytes)
-    w.total_bytes = sum(w.local_path(url).stat().st_size for url in w.urls)
+    w = big_workload(b)
+    video = big_video(w)
     runs = w.work / "runs"
     with StandInProcess(w.spec_json, w.media_base_url, w.work) as api:
         commands = {

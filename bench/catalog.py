@@ -107,12 +107,13 @@ def _write_sidecar(
 
 
 def forget_descriptions(root: Path) -> None:
-    """The manifest as schema version 2 left it: no item described, no `catalog` column."""
+    """The manifest as schema version 2 left it: no item described, no `catalog` columns."""
     import sqlite3
 
     db = sqlite3.connect(root / "manifest.sqlite3")
     with db:
         db.execute("ALTER TABLE items DROP COLUMN catalog")
+        db.execute("ALTER TABLE items DROP COLUMN catalog_texts")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.close()
 

@@ -45,7 +45,9 @@ class Workload:
     def spec_json(self) -> dict[str, Any]:
         return asdict(self.spec)
 
-    def write_config(self, folder: Path, api_url: str, **settings: Any) -> Path:
+    def write_config(
+        self, folder: Path, api_url: str, archive_dir: str = "archive", **settings: Any
+    ) -> Path:
         """An archiver config in `folder`, archiving into `folder/archive`; returns its path.
 
         `settings` are top-level settings beyond the defaults.
@@ -54,7 +56,7 @@ class Workload:
         config = folder / "config.yaml"
         document = {
             **settings,
-            "archive_dir": "archive",
+            "archive_dir": archive_dir,
             "sources": {
                 SOURCE: {"type": "video_task_history", "base_url": api_url, "token": TOKEN}
             },

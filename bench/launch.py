@@ -1,6 +1,7 @@
 """`python bench/launch.py RESULT TIMEOUT -- ARGV...`: run ARGV and report how it went.
 
-Writes `{"wall": seconds, "max_rss": bytes, "status": exit status}` as JSON to RESULT. Why a
+Writes `{"wall": seconds, "max_rss": bytes, "status": exit status, "cpu": seconds}` as JSON to
+RESULT (`cpu`: the user and system time of that process and of the children it waited for). Why a
 process of its own: Linux keeps a process's peak RSS across `exec`, so a command spawned by the
 benchmark itself (which holds datasets of 50,000 tasks) would report the benchmark's memory as
 its own. This launcher is small, and the command it forks starts from its few megabytes.
@@ -34,7 +35,10 @@ def main() -> int:
     wall = time.perf_counter() - start
     process.returncode = status = os.waitstatus_to_exitcode(wait_status)
     with open(result, "w", encoding="utf-8") as out:
-        json.dump({"wall": wall, "max_rss": usage.ru_maxrss * 1024, "status": status}, out)
+        cpu = usage.ru_utime + usage.ru_stime
+        json.dump(
+            {"wall": wall, "max_rss": usage.ru_maxrss * 1024, "status": status, "cpu": cpu}, out
+        )
     return 0
 
 

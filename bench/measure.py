@@ -32,6 +32,7 @@ class Measurement:
     wall: float  # seconds, start to exit
     max_rss: int  # bytes, the process's peak resident set
     status: int  # exit status
+    cpu: float = 0.0  # seconds of user and system time of that process
 
 
 def run_measured(
@@ -66,7 +67,7 @@ def run_measured(
         fields = json.loads(result.read_text(encoding="utf-8"))
     finally:
         result.unlink(missing_ok=True)
-    measured = Measurement(fields["wall"], fields["max_rss"], fields["status"])
+    measured = Measurement(fields["wall"], fields["max_rss"], fields["status"], fields["cpu"])
     if check and measured.status != 0:
         where = f"; see {log}" if log else ""
         raise BenchError(

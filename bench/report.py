@@ -14,9 +14,19 @@ from bench.env import Machine
 
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
-# `--tmpfs` runs write a section of their own, so the disk's figures stay beside them.
+# `--tmpfs` runs write a section of their own, so the disk's figures stay beside them; so do
+# the opt-in cases (`--case s3`), so that running one alone keeps the others' figures.
 TMPFS_BEGIN = "<!-- bench:tmpfs:begin -->"
 TMPFS_END = "<!-- bench:tmpfs:end -->"
+
+
+def markers(tmpfs: bool, opt_in: bool = False) -> tuple[str, str]:
+    """The begin and end markers of one generated section."""
+    if not opt_in:
+        return (TMPFS_BEGIN, TMPFS_END) if tmpfs else (BEGIN, END)
+    name = "s3-tmpfs" if tmpfs else "s3"
+    return f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+
 
 DOC_HEAD = """\
 # Benchmarks
@@ -36,8 +46,11 @@ def table(results: Sequence[CaseResult]) -> list[str]:
     ]
     for r in results:
         outcome = {True: "met", False: "**missed**", None: "skipped"}[r.met]
+        if r.met is None and not r.goal:  # figures to compare, with no goal to meet
+            outcome = "measured"
         lines.append(
-            f"| {r.case} | {r.archiver} | {r.peers or '—'} | {r.goal} | {outcome}: {r.verdict} |"
+            f"| {r.case} | {r.archiver} | {r.peers or '—'} | {r.goal or '—'} | "
+            f"{outcome}: {r.verdict} |"
         )
     return lines
 
@@ -61,9 +74,12 @@ def results_section(
     elapsed: float,
     command: str,
     tmpfs: bool = False,
+    opt_in: bool = False,
 ) -> list[str]:
     """The generated section: machine, table, per-round figures."""
     title = "## Latest results on tmpfs (the tool's own cost)" if tmpfs else "## Latest results"
+    if opt_in:
+        title = "## Latest results into S3" + (" on tmpfs" if tmpfs else "")
     return [
         title,
         "",
@@ -82,9 +98,9 @@ def results_section(
     ]
 
 
-def write_doc(path: Path, section: list[str], tmpfs: bool = False) -> None:
+def write_doc(path: Path, section: list[str], tmpfs: bool = False, opt_in: bool = False) -> None:
     """Put `section` between the markers of `path` (made if missing), keeping the rest."""
-    begin, end = (TMPFS_BEGIN, TMPFS_END) if tmpfs else (BEGIN, END)
+    begin, end = markers(tmpfs, opt_in)
     block = "\n".join([begin, *section, end])
     text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEAD + f"{begin}\n{end}\n"
     if begin in text and end in text:

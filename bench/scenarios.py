@@ -19,6 +19,7 @@ from bench.cases import CASES as LOOPBACK_CASES
 from bench.cases import MIB, Bench, CaseResult, _walls
 from bench.data import TOKEN
 from bench.measure import Measurement, median_rss, median_wall, run_measured
+from bench.s3case import s3_upload
 from bench.servers import Nginx, StandInProcess
 
 CONCURRENCY = 8  # the archiver's default `concurrency`; aria2c gets as many connections
@@ -179,4 +180,8 @@ CASES: dict[str, Callable[[Bench], CaseResult]] = {
     "realworld": real_world,
     "scale": scale,
     "startup": start_up,
+    "s3": s3_upload,
 }
+# Run only when named (`--case s3`): moto is a test dependency, and the case takes minutes.
+# Its figures go to a section of their own in the document (`report.write_doc`).
+OPT_IN = frozenset({"s3"})

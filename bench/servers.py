@@ -6,7 +6,9 @@ a Last-Modified and byte ranges, as S3 does. Its access log records each media r
 status and body bytes, so a case can count the media bytes a run fetched.
 
 The stand-in runs as a process of its own (`python -m bench.standin`), so serving the listing
-never competes with the archiver's event loop.
+never competes with the archiver's event loop; so does moto's S3 server for the s3 case
+(`python -m moto.server`, as the tests' `ThreadedMotoServer` but out of our process), its
+spooled objects in the work folder.
 """
 
 from __future__ import annotations
@@ -200,6 +202,53 @@ class StandInProcess:
             time.sleep(0.05)
         self.api_url = json.loads(port_file.read_text())["api_url"]
         return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            stop(self._process)
+            self._process = None
+
+
+class MotoServer:
+    """moto's S3 API server on a free loopback port, a process of our own."""
+
+    def __init__(self, python: str, folder: Path) -> None:
+        self.python = python
+        self.folder = folder  # its log, and the temporary files it keeps large objects in
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        probe = [self.python, "-c", "import moto.server, flask"]
+        if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            raise BenchError("the s3 case needs moto's server: pip install 'moto[server]'")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        command = [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        # Its objects live where the bench works: on the tmpfs with --tmpfs, as ours do.
+        env = {**os.environ, "TMPDIR": str(self.folder)}
+        with open(self.folder / "moto.log", "ab") as out:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        wait_for_port(self.port, self._process, "moto's S3 server")
+        return self
+
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system) the server has used so far."""
+        if self._process is None:
+            return 0.0
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(
         self,

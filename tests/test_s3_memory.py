@@ -57,4 +57,5 @@ async def test_a_bucket_run_of_large_files_stays_under_150_mb(
         except TimeoutError:
             continue
     assert child.returncode == 0, (tmp_path / "run.txt").read_text()
+    print(f"peak RSS of the run: {peak / MiB:.1f} MiB")  # shown with -s: the margin's figure
     assert peak < LIMIT, f"peak RSS {peak / MiB:.0f} MiB"

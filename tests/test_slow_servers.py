@@ -268,3 +268,33 @@ async def test_a_run_fails_a_redirect_to_a_file_url_and_the_next_run_archives_it
     again = await run_cli("run", "-c", config, "--no-progress")
     assert again.code == 0, again.output
     assert_archive_exact(tmp_path / "archive", standin, ("chanjing",))
+
+
+# -- the run's own limit ----------------------------------------------------------------------
+
+FOUR_TASKS = DatasetSpec(
+    vth_tasks=0,
+    chanjing_tasks=4,
+    succeeded_share=1.0,
+    media_min_bytes=20_000,
+    media_max_bytes=20_001,
+    chanjing_videos=0,
+    chanjing_avatars=0,
+    ai_creations=0,
+    templates=0,
+)
+
+
+async def test_a_transfer_held_back_by_bandwidth_limit_is_not_cut_as_too_slow(
+    make_standin: StandInFactory, tmp_path: Path
+) -> None:
+    # Four downloads share 30 kB/s: each gets about 8 kB/s, under the 20 kB/s floor. That
+    # pace is the run's own doing, not the host's; the host itself is fast.
+    standin = await make_standin(FOUR_TASKS)
+    http = {"retries": 1, "low_speed_limit": 20_000, "low_speed_time": 0.5}
+    cfg = config_dict(standin, only="chanjing", bandwidth_limit=30_000)
+    cfg["http"].update(http)
+    result = await run_cli("run", "-c", write_config(tmp_path, cfg), "--no-progress")
+    assert result.code == 0, result.output
+    assert "too slow" not in result.output
+    assert_archive_exact(tmp_path / "archive", standin, ("chanjing",))

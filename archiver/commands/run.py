@@ -7,6 +7,7 @@ records what finished, keeps `.part` files, and returns; the run then exits 130.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
@@ -14,22 +15,26 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from archiver.config.settings import BucketSettings, Config, SourceConfig
-from archiver.errors import ArchiverError, ConfigError, UsageError
+from archiver.errors import ArchiveBusy, ArchiverError, ConfigError, UsageError
 from archiver.pipeline.job import ArchiveJob
 from archiver.pipeline.listing import Progress
 from archiver.reporting.console import BarProgress, NoProgress, summary_lines
 from archiver.reporting.redact import REDACT
 from archiver.reporting.runreport import report_document, write_report
 from archiver.reporting.stats import RunStats
-from archiver.store.checksums import write_checksums
+from archiver.store.backend import store_of
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
+from archiver.store.rebuildfs import rebuild_due, rebuild_manifest
+
+if TYPE_CHECKING:
+    from archiver.store.remote import BucketLock
 
 T = TypeVar("T")
 log = logging.getLogger("archiver")
@@ -66,9 +71,12 @@ def select_sources(config: Config, names: tuple[str, ...]) -> tuple[SourceConfig
 def run_archive(config: Config, options: RunOptions) -> RunStats:
     """One archiving run; the caller prints nothing but what this logs."""
     if config.demo:
+        into = "" if config.s3 is None else f" --s3 {config.s3.url}"
+        if config.s3 is not None and config.s3.endpoint_url:
+            into += f" --s3-endpoint {config.s3.endpoint_url}"
         raise UsageError(
             f"{config.path}: the demo's config: its stand-in services run only inside "
-            f"`archiver demo`; `archiver demo {config.archive_dir}` archives from them again"
+            f"`archiver demo`; `archiver demo{into} {config.archive_dir}` archives from them again"
         )
     sources = select_sources(config, options.sources)
     if options.dry_run:
@@ -77,11 +85,43 @@ def run_archive(config: Config, options: RunOptions) -> RunStats:
         return _bucket_run(config, config.s3, sources, options)
     create_archive_dir(config)
     with ArchiveLock(config.archive_dir):
+        # A `-wal` left of a lost manifest is not read into the new one: SQLite starts it anew.
+        lost = not (config.archive_dir / MANIFEST).exists()
         manifest = ManifestStore.open(config.archive_dir / MANIFEST)
         try:
+            # A stat and two small queries: all that a run whose manifest is there pays.
+            if lost or rebuild_due(manifest):
+                options = _rebuilt(config, manifest, options, lost=lost)
             return _locked_run(config, manifest, sources, options)
         finally:
             manifest.close()
+
+
+def _rebuilt(
+    config: Config, manifest: ManifestStore, opts: RunOptions, *, lost: bool
+) -> RunOptions:
+    """Rebuild a lost manifest from the sidecars; the options, with a note for the report.
+
+    Not `lost`: a rebuild that a killed run cut short, finished now.
+    """
+    # Every configured source, not only this run's: the manifest is rebuilt once.
+    done = rebuild_manifest(config.archive_dir, [s.name for s in config.sources], manifest)
+    if not (done.sidecars or done.skipped):
+        return opts  # a new archive
+    how = "no manifest; rebuilt it" if lost else "the manifest's rebuild was cut short; ended it"
+    refused = "1 item" if done.refused == 1 else f"{done.refused} items"
+    skipped = f", {done.skipped} unusable sidecars skipped" if done.skipped else ""
+    note = (
+        f"{config.archive_dir}: {how} from {done.sidecars} sidecars "
+        f"({refused} whose files did not check out fetched again{skipped})"
+    )
+    log.warning("%s", note)
+    on_end = opts.on_end
+
+    def noted(stats: RunStats) -> list[str]:
+        return [note, *(on_end(stats) if on_end is not None else ())]
+
+    return replace(opts, on_end=noted)
 
 
 def _bucket_run(
@@ -92,13 +132,13 @@ def _bucket_run(
         BucketLock,
         adopt_from_sidecars,
         check_bucket,
-        publish,
+        publish_manifest,
         take_over,
     )
 
     check_bucket(bucket)  # exit 2 before anything is listed or written
     create_archive_dir(config)
-    with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir):
+    with ArchiveLock(config.archive_dir), BucketLock(bucket, config.archive_dir) as lock:
         path = config.archive_dir / MANIFEST
         lost = not path.exists()
         if lost and take_over(bucket, path):
@@ -114,9 +154,11 @@ def _bucket_run(
                 adopted = adopt_from_sidecars(bucket, manifest)
                 if adopted:
                     log.warning("%s: took over %d items from their sidecars", bucket.url, adopted)
-            stats = _locked_run(config, manifest, sources, opts)
-            # The bucket alone must be a complete archive: its checksums and manifest copy.
-            _attempt(stats, publish, bucket, manifest, config.archive_dir, list(stats.sources))
+            stats = _locked_run(config, manifest, sources, opts, lock)
+            if lock.lost is not None:  # another run writes there now: not a byte more of ours
+                raise ArchiveBusy(lock.lost)
+            # The bucket alone must be a complete archive: its manifest copy too.
+            _attempt(stats, publish_manifest, bucket, manifest, config.archive_dir)
             return stats
         finally:
             manifest.close()
@@ -158,6 +200,7 @@ def _locked_run(
     manifest: ManifestStore,
     sources: tuple[SourceConfig, ...],
     opts: RunOptions,
+    lock: BucketLock | None = None,
 ) -> RunStats:
     started_at = datetime.now(UTC)
     run_id = manifest.begin_run(opts.command)
@@ -166,7 +209,7 @@ def _locked_run(
     # A signal that comes after the job waits until its report is written and its row closed.
     with signals_held():
         try:
-            stats = run_cancellable(lambda: job.run(sources))
+            stats = run_cancellable(lambda: job.run(sources), lock.watch if lock else None)
         except Exception as exc:  # the job keeps its own errors: a bug, or the manifest
             stats = job.stats
             stats.fatal = stats.fatal or _describe(exc)
@@ -174,7 +217,12 @@ def _locked_run(
         finally:
             if isinstance(progress, BarProgress):
                 progress.close()
-        finish_run(config, manifest, run_id, stats, opts, started_at)
+        lost = lock.lost if lock is not None else None
+        if lost is not None:  # the job was stopped by the lost lock, not by a signal
+            stats.interrupted = False
+            stats.fatal = lost
+            stats.busy = True
+        finish_run(config, manifest, run_id, stats, opts, started_at, publish=lost is None)
     return stats
 
 
@@ -185,15 +233,22 @@ def finish_run(
     stats: RunStats,
     opts: RunOptions,
     started_at: datetime | None = None,
+    *,
+    publish: bool = True,
 ) -> None:
     """What follows a run: checksums, the catalog, the report, the manifest's run record.
 
     Each is tried whatever became of the ones before: a step that fails makes the run's exit
-    status 1 and says why in one line, and the run record is closed in any case.
+    status 1 and says why in one line, and the run record is closed in any case. Without
+    `publish` (a bucket another run holds now), nothing more is written into the archive.
     """
-    for name in stats.sources if config.s3 is None else ():  # a bucket's: `publish`
-        _attempt(stats, write_checksums, manifest, config.archive_dir, name)
-    if config.catalog:
+    store = store_of(config)
+    try:
+        for name in stats.sources if publish else ():
+            _attempt(stats, store.publish_checksums, manifest, name)
+    finally:
+        store.close()
+    if config.catalog and publish:
         _write_catalog(config, eventful=stats.eventful)
     if opts.on_end is not None:
         stats.warnings.extend(opts.on_end(stats))
@@ -284,8 +339,14 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back strikes here
 
 
-def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_cancellable(
+    start: Callable[[], Coroutine[Any, Any, T]],
+    watch: Callable[[Callable[[], None] | None], None] | None = None,
+) -> T:
     """Run the coroutine `start()` makes on a new event loop; SIGINT and SIGTERM cancel it.
+
+    `watch` is handed a function that cancels it from another thread (a lost bucket lock),
+    and None once the loop is gone.
 
     The signals are let through only while the loop's handlers are in place: one that comes
     before or after waits (`signals_held`), so nothing is left half made: no coroutine never
@@ -300,10 +361,19 @@ def run_cancellable(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
         assert task is not None
         for sig in signals:
             loop.add_signal_handler(sig, task.cancel)
+        if watch is not None:
+
+            def cancel() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+
+            watch(cancel)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         try:
             return await start()
         finally:
+            if watch is not None:
+                watch(None)
             signal.pthread_sigmask(signal.SIG_BLOCK, signals)
             for sig in signals:
                 loop.remove_signal_handler(sig)

@@ -12,7 +12,6 @@ copy in the bucket is then brought in line.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime
 
 from archiver.commands.verify import (
@@ -24,13 +23,15 @@ from archiver.commands.verify import (
 )
 from archiver.config.settings import BucketSettings, Config
 from archiver.errors import ArchiverError, UsageError
+from archiver.store.hashing import new_sha256
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
+from archiver.store.multipart import STAMPED_UP_TO
 from archiver.store.paths import safe_name
 from archiver.store.payload import OWN_ANYWHERE, QUARANTINE, Payload
 from archiver.store.queries import VerifyItem
-from archiver.store.remote import BucketLock, publish, take_over
-from archiver.store.s3 import STAMPED_UP_TO, BucketStore
+from archiver.store.remote import BucketLock, publish_manifest, take_over
+from archiver.store.s3 import BucketStore
 from archiver.store.sidecar import SIDECAR
 
 # Items checked at once: HEADs and reads overlap, the store's latency hidden.
@@ -60,7 +61,7 @@ def run_bucket_verify(
             result, payload = asyncio.run(_verify(settings, items, known, sources, quick))
             if result.problems:
                 mark_for_refetch(manifest, state, result.problems, quarantined=True)
-                publish(settings, manifest, state, [])
+                publish_manifest(settings, manifest, state)
         finally:
             manifest.close()
     _tell(result, payload, interactive=interactive, verbosity=verbosity)
@@ -132,7 +133,7 @@ async def _check_object(
                 # copy can stamp): one without was written by something else.
                 return "content changed (the sha256 stored with it differs)", 0
             return None, found.size
-        digest = hashlib.sha256()
+        digest = new_sha256()
         size = 0
         async for chunk in store.stream(path):
             if chunk is None:

@@ -213,11 +213,10 @@ def _build_bucket(archive_dir: str, state_dir: Any, raw: Any, path: Path) -> Buc
         if state_dir is not None:
             raise ConfigError(f"{path}: state_dir: only for an archive_dir in a bucket (s3://...)")
         return None
-    bucket, _, prefix = archive_dir[5:].partition("/")
-    prefix = prefix.strip("/")
-    parts = prefix.split("/") if prefix else []
-    if not BUCKET_NAME.fullmatch(bucket) or any(p in ("", ".", "..") for p in parts):
-        raise ConfigError(f"{path}: archive_dir: not a bucket and prefix: {archive_dir!r}")
+    try:
+        bucket, prefix = split_bucket_url(archive_dir)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: archive_dir: {exc}") from None
     if not state_dir:
         raise ConfigError(
             f"{path}: state_dir: missing (the local folder for the manifest, lock and run "
@@ -236,6 +235,16 @@ def _build_bucket(archive_dir: str, state_dir: Any, raw: Any, path: Path) -> Buc
     if settings.endpoint_url is not None and not re.match(r"https?://[^/]+", settings.endpoint_url):
         raise ConfigError(f"{path}: s3.endpoint_url: expected an http(s) URL")
     return dataclasses.replace(settings, bucket=bucket, prefix=prefix)
+
+
+def split_bucket_url(url: str) -> tuple[str, str]:
+    """The bucket and prefix (no slash at either end) of `s3://bucket/prefix`, or ValueError."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    bad_parts = {"", ".", ".."} & set(prefix.split("/")) if prefix else set()
+    if not url.startswith("s3://") or not BUCKET_NAME.fullmatch(bucket) or bad_parts:
+        raise ValueError(f"not a bucket and prefix: {url!r}")
+    return bucket, prefix
 
 
 def _build_notify(raw: Any, path: Path) -> NotifySettings | None:

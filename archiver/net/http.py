@@ -17,6 +17,7 @@ or a stall is cut and retried instead of holding the run. An API answer is read 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -93,8 +94,18 @@ class MediaResponse:
                 return
             if floor is not None:
                 floor.feed(len(chunk))
-            await self._bandwidth.consume(len(chunk))
+            if self._bandwidth.rate > 0:
+                await self._throttle(len(chunk), floor)
             yield chunk
+
+    async def _throttle(self, count: int, floor: SpeedFloor | None) -> None:
+        """Hold the transfer to `bandwidth_limit`; the time held is not the server's slowness."""
+        if floor is None:
+            await self._bandwidth.consume(count)
+            return
+        start = time.monotonic()
+        await self._bandwidth.consume(count)
+        floor.held(time.monotonic() - start)
 
     async def head_of_body(self, limit: int = 4096) -> bytes:
         """Up to `limit` bytes of the body, for an error message (empty if it breaks)."""

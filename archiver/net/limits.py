@@ -67,7 +67,7 @@ class BandwidthLimiter:
         """Account for `amount` bytes received, sleeping if they came too fast."""
         if self.rate <= 0:
             return
-        async with self._lock:
+        async with self._lock:  # waiting here is throttling too: the others are sleeping
             now = time.monotonic()
             self._allowance = min(
                 float(self.rate), self._allowance + (now - self._stamp) * self.rate
@@ -106,6 +106,15 @@ class SpeedFloor:
         now = time.monotonic()
         if now >= self._next:
             self._check(now)
+
+    def held(self, seconds: float) -> None:
+        """Leave out `seconds` in which the transfer was held back by the run's own limit.
+
+        A `bandwidth_limit` shared by many downloads may hold each below the floor; that pace
+        is ours, not the server's, and must not cut the transfer. The window slides past them.
+        """
+        self._marks = deque((at + seconds, count) for at, count in self._marks)
+        self._next += seconds
 
     def _check(self, now: float) -> None:
         marks = self._marks

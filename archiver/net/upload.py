@@ -38,7 +38,8 @@ from archiver.store.paths import extension_for
 from archiver.store.uploads import Part, UploadRecord, UploadRecords
 
 if TYPE_CHECKING:
-    from archiver.store.s3 import BucketStore, MediaUpload
+    from archiver.store.multipart import MediaUpload
+    from archiver.store.s3 import BucketStore
 
 
 async def upload_file(

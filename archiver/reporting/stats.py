@@ -77,6 +77,7 @@ class RunStats:
     duration: float = 0.0
     interrupted: bool = False
     fatal: str | None = None
+    busy: bool = False  # stopped because another run took the archive over: exit 4
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)  # about the run, not an item (notify)
 
@@ -86,9 +87,12 @@ class RunStats:
 
     @property
     def exit_status(self) -> int:
-        """3 if a source could not be listed, 1 if items failed, else 0 (130 if interrupted)."""
+        """3 if a source could not be listed, 1 if items failed, else 0 (130 if interrupted,
+        4 if another run took the archive over)."""
         if self.interrupted:
             return 130
+        if self.busy:
+            return 4
         if any(s.listing_error for s in self.sources.values()):
             return 3
         if self.fatal or any(s.failed for s in self.sources.values()):

@@ -10,6 +10,9 @@ under its final name only when complete, its sha256 checked; nothing goes throug
   What it writes is returned, to be made durable in the batch flush before the manifest says so.
 - `BucketItems` (`archiver.store.s3`): objects in a bucket, streamed in by `upload_file`;
   each is durable once its upload returns, so nothing is returned to flush.
+
+After the job, `store_of` gives the run's steps that follow (`publish_checksums`) the same
+interface, so they do not ask which store it is either.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from archiver.store.archivefs import Folder, ItemFolders, atomic_file, remove_leftovers
+from archiver.store.checksums import write_checksums
 from archiver.store.freespace import FreeSpace
-from archiver.store.manifest import FileRow
+from archiver.store.manifest import FileRow, ManifestStore
 from archiver.store.paths import within
 from archiver.store.sidecar import SIDECAR
 
 if TYPE_CHECKING:
+    from archiver.config.settings import Config
     from archiver.net.download import FetchedFile
     from archiver.net.http import HttpClient
     from archiver.sources.records import MediaRef
@@ -66,7 +72,7 @@ class ItemPlace(Protocol):
 
 
 class ArchiveStore(Protocol):
-    """Where the archive lives, as the pipeline sees it."""
+    """Where the archive lives, as the pipeline and the steps after the job see it."""
 
     def open_item(self, folder: str) -> ItemPlace:
         """The place of the item at `folder` (relative to the archive), made if missing.
@@ -76,7 +82,21 @@ class ArchiveStore(Protocol):
         """
         ...
 
+    def publish_checksums(self, manifest: ManifestStore, source: str) -> None:
+        """Bring `<source>/SHA256SUMS` in line with the manifest (after the job)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def store_of(config: Config) -> ArchiveStore:
+    """The archive's store, for the steps that follow the job."""
+    if config.s3 is None:
+        return FolderStore(str(config.archive_dir), None)
+    # An optional extra (aiobotocore), imported for a bucket only.
+    from archiver.store.s3 import BucketItems, BucketStore
+
+    return BucketItems(BucketStore(config.s3), None)
 
 
 class FolderStore:
@@ -97,6 +117,9 @@ class FolderStore:
                 os.close(opened.fd)
                 raise
         return FolderPlace(self, opened, made)
+
+    def publish_checksums(self, manifest: ManifestStore, source: str) -> None:
+        write_checksums(manifest, Path(self.root), source)
 
     def close(self) -> None:
         self._folders.close()

@@ -1,4 +1,5 @@
-"""The one way archiver reads a file to hash it: `sha256_file`.
+"""The one way archiver hashes a file's content: `sha256_file`, or `new_sha256` for bytes
+that stream past (an upload into a bucket).
 
 Used by `verify`, the `SHA256SUMS` writer and the download's checks of a `.part` or a finished
 file. Reads are large blocks on a raw descriptor (`os.read`, no buffered file object): sha256
@@ -38,6 +39,11 @@ class Hashed:
         return self.hasher.hexdigest()
 
 
+def new_sha256() -> Hasher:
+    """A new sha256 of the content to come, fed by `update`."""
+    return hashlib.sha256()
+
+
 def open_for_hashing(path: str, *, dir_fd: int | None = None) -> int:
     """A descriptor to read `path` with, never through a link; OSError as `os.open` raises it."""
     return os.open(path, READ_FLAGS, dir_fd=dir_fd)
@@ -52,7 +58,7 @@ def sha256_file(
     resumed download already hashed), else a new sha256. A small file costs one read of its
     size and one that finds the end.
     """
-    hasher = hasher if hasher is not None else hashlib.sha256()
+    hasher = hasher if hasher is not None else new_sha256()
     block = READ_BLOCK  # read at each call, so a test can make it small
     fd = open_for_hashing(file) if isinstance(file, str) else file
     try:

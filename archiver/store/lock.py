@@ -17,7 +17,28 @@ from archiver.errors import ArchiveBusy
 from archiver.store.archivefs import archive_folder, open_regular
 
 
-class ArchiveLock:
+def busy(where: object, holder: str | None) -> ArchiveBusy:
+    """The one line said when another run holds an archive (a folder or a bucket prefix)."""
+    who = f" ({holder})" if holder else ""
+    return ArchiveBusy(f"another archiver run holds {where}{who}")
+
+
+class HeldLock:
+    """A lock held for a `with` block and let go however the block ends (`release`)."""
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class ArchiveLock(HeldLock):
     """Exclusive use of one archive folder."""
 
     def __init__(self, archive_dir: Path) -> None:
@@ -34,19 +55,14 @@ class ArchiveLock:
         except OSError as exc:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
-            who = f" (pid {holder})" if holder.isdigit() else ""
-            raise ArchiveBusy(f"another archiver run holds {self.path.parent.parent}{who}") from exc
+            pid = f"pid {holder}" if holder.isdigit() else None
+            raise busy(self.path.parent.parent, pid) from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -290,6 +290,15 @@ class ManifestStore(ManifestReads):
                 [(*key, name) for key, key_names in names.items() for name in key_names],
             )
 
+    def retire_files(self, names: dict[tuple[str, str, str], list[str]]) -> None:
+        """Keep these files (by name, per (source, kind, item_id)) as earlier versions only."""
+        with self._written():
+            self.db.executemany(
+                "UPDATE files SET current = 0 WHERE source = ? AND kind = ? AND item_id = ? "
+                "AND name = ?",
+                [(*key, name) for key, key_names in names.items() for name in key_names],
+            )
+
     def mark_pending(self, keys: Iterable[tuple[str, str, str]], reason: str) -> None:
         """Send items back to be fetched again by the next run (after a failed verify)."""
         with self._written():

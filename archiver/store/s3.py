@@ -15,38 +15,48 @@ error code, here at the boundary: nothing above sees a botocore exception.
 from __future__ import annotations
 
 import asyncio
-import base64
-import bisect
 import contextlib
-import hashlib
-import io
-import itertools
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.config.settings import BucketSettings
-from archiver.errors import ArchiverError, ConfigError, TransferError
+from archiver.errors import ArchiverError, ConfigError, RetryableError, TransferError
 from archiver.store.backend import Fetch
-from archiver.store.manifest import FileRow
+from archiver.store.checksums import FILE_NAME
+from archiver.store.hashing import new_sha256
+from archiver.store.manifest import FileRow, ManifestStore
+from archiver.store.multipart import (
+    MediaUpload,
+    MultipartUploads,
+    PartBudget,
+    b64_sha256,
+    error_code,
+)
+from archiver.store.paths import safe_name
 from archiver.store.sidecar import SIDECAR
 from archiver.store.uploads import Part, UploadRecord, UploadRecords
 
 if TYPE_CHECKING:
     from archiver.net.download import FetchedFile
 
+T = TypeVar("T")
 READ_BLOCK = 1 << 20
 # Parts held in memory by all uploads together (at least two parts): with the interpreter and
 # botocore, a run stays under 150 MB at 16 MiB parts and concurrency 8.
 PARTS_IN_MEMORY = 32 * 1024**2
-STAMPED_UP_TO = 5 * 1024**3  # the largest object a CopyObject takes: larger ones go unstamped
 # Store errors that mean the key is not there, not that the store failed.
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# The store's answers to bytes that do not match the checksum sent with them: damaged on the
+# way, so worth sending again (botocore does not retry a 400).
+DAMAGED = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
+PUT_ATTEMPTS = 3  # a small object sent again after the store refused it as damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +67,36 @@ class StoredObject:
     sha256: str | None
 
 
-def error_code(exc: BaseException) -> str:
-    """The store's own error code (`NoSuchBucket`, `AccessDenied`), or the client's error."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "error")
-    return type(exc).__name__
+_SESSIONS = threading.local()
 
 
-def b64_sha256(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
+def _session() -> AioSession:
+    """This thread's botocore session: one for all the clients the thread makes.
+
+    A new session loads and parses the S3 service model again, megabytes of objects for each
+    short step of a run (lock, renewals, checksums) that the allocator keeps afterwards; a
+    session is not shared between threads (botocore's advice), so the lock's renewals have
+    their own.
+    """
+    session: AioSession | None = getattr(_SESSIONS, "session", None)
+    if session is None:
+        session = _SESSIONS.session = get_session()
+    return session
 
 
-class BucketStore:
+def with_store(
+    settings: BucketSettings, step: Callable[[BucketStore], Awaitable[T]], attempts: int = 8
+) -> T:
+    """Run `step` with the bucket open, on a short event loop of its own (outside the job's)."""
+
+    async def main() -> T:
+        async with BucketStore(settings, attempts=attempts) as store:
+            return await step(store)
+
+    return asyncio.run(main())
+
+
+class BucketStore(MultipartUploads):
     """One bucket and prefix, opened with `async with` inside the run's event loop."""
 
     def __init__(
@@ -94,7 +122,7 @@ class BucketStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        session = get_session()
+        session = _session()
         self._client = await self._stack.enter_async_context(
             session.create_client(
                 "s3",
@@ -147,7 +175,9 @@ class BucketStore:
         `if_none_match`: only if there is no such object; `if_match`: only if it is still the
         one of that ETag (the store answers `PreconditionFailed` otherwise).
         """
-        digest = hashlib.sha256(data).digest()
+        hasher = new_sha256()
+        hasher.update(data)
+        digest = hasher.digest()
         extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
@@ -155,31 +185,50 @@ class BucketStore:
             extra["IfMatch"] = if_match
         if content_type:
             extra["ContentType"] = content_type
-        try:
-            answer = await self._client.put_object(
-                Bucket=self.bucket,
-                Key=self.key(relative),
-                Body=data,
-                ChecksumSHA256=b64_sha256(digest),
-                Metadata={"sha256": digest.hex()},
-                **extra,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self.failure(relative, exc) from exc
+        for attempt in range(1, PUT_ATTEMPTS + 1):
+            try:
+                answer = await self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key(relative),
+                    Body=data,
+                    ChecksumSHA256=b64_sha256(digest),
+                    Metadata={"sha256": digest.hex()},
+                    **extra,
+                )
+                break
+            except (ClientError, BotoCoreError) as exc:
+                if error_code(exc) not in DAMAGED or attempt == PUT_ATTEMPTS:
+                    raise self.failure(relative, exc) from exc
         return str(answer.get("ETag", ""))
 
-    async def head(self, relative: str) -> StoredObject | None:
-        """The object's size and stored sha256, or None if there is no such object."""
+    async def _ask(self, relative: str, request: Awaitable[Any]) -> Any | None:
+        """The store's answer to a request about one object; None if there is no such object."""
         try:
-            answer = await self._client.head_object(Bucket=self.bucket, Key=self.key(relative))
+            return await request
         except ClientError as exc:
             if error_code(exc) in MISSING:
                 return None
             raise self.failure(relative, exc) from exc
         except BotoCoreError as exc:
             raise self.failure(relative, exc) from exc
+
+    async def head(self, relative: str) -> StoredObject | None:
+        """The object's size and stored sha256, or None if there is no such object."""
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.head_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            return None
         meta = answer.get("Metadata") or {}
         return StoredObject(int(answer["ContentLength"]), meta.get("sha256"))
+
+    async def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
+        """A small object and its ETag, read at once; None if there is no such object."""
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.get_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            return None
+        async with answer["Body"] as body:
+            return bytes(await body.read()), str(answer.get("ETag", ""))
 
     async def read(self, relative: str) -> bytes | None:
         """The whole of a small object, or None if there is none."""
@@ -188,15 +237,11 @@ class BucketStore:
 
     async def stream(self, relative: str) -> AsyncIterator[bytes | None]:
         """The object's bytes, a block at a time; one None if there is no such object."""
-        try:
-            answer = await self._client.get_object(Bucket=self.bucket, Key=self.key(relative))
-        except ClientError as exc:
-            if error_code(exc) in MISSING:
-                yield None
-                return
-            raise self.failure(relative, exc) from exc
-        except BotoCoreError as exc:
-            raise self.failure(relative, exc) from exc
+        key = self.key(relative)
+        answer = await self._ask(relative, self._client.get_object(Bucket=self.bucket, Key=key))
+        if answer is None:
+            yield None
+            return
         async with answer["Body"] as body:
             while chunk := await body.read(READ_BLOCK):
                 yield chunk
@@ -231,8 +276,18 @@ class BucketStore:
             await self._client.delete_object(Bucket=self.bucket, Key=self.key(relative))
 
     def failure(self, relative: str, exc: BaseException) -> ArchiverError:
-        """A store error as one line naming the object and the store's code."""
-        return TransferError(f"{self.where(relative)}: the store answered {error_code(exc)}")
+        """A store error as one line naming the object and the store's code.
+
+        Bytes the store refused as damaged (their checksum differs) are a `RetryableError`: a
+        media file is then fetched and sent again by the download's retry policy.
+        """
+        code = error_code(exc)
+        if code in DAMAGED:
+            return RetryableError(
+                f"{self.where(relative)}: the store refused the bytes as damaged on the way "
+                f"({code})"
+            )
+        return TransferError(f"{self.where(relative)}: the store answered {code}")
 
     # Media
 
@@ -246,33 +301,9 @@ class BucketStore:
     ) -> MediaUpload:
         return MediaUpload(self, relative, content_type, resumed=resumed, on_part=on_part)
 
-    async def parts_of(self, relative: str, upload_id: str) -> dict[int, str] | None:
-        """The parts (number -> ETag) the store holds of an upload; None if it is gone."""
-        parts: dict[int, str] = {}
-        paginator = self._client.get_paginator("list_parts")
-        try:
-            async for page in paginator.paginate(
-                Bucket=self.bucket, Key=self.key(relative), UploadId=upload_id
-            ):
-                for part in page.get("Parts", ()):
-                    parts[int(part["PartNumber"])] = str(part["ETag"])
-        except ClientError as exc:
-            if error_code(exc) in ("NoSuchUpload", "404"):
-                return None
-            raise self.failure(relative, exc) from exc
-        except BotoCoreError as exc:
-            raise self.failure(relative, exc) from exc
-        return parts
-
-    async def abort_upload(self, relative: str, upload_id: str) -> None:
-        with contextlib.suppress(ClientError, BotoCoreError):
-            await self._client.abort_multipart_upload(
-                Bucket=self.bucket, Key=self.key(relative), UploadId=upload_id
-            )
-
     async def sha256_of(self, relative: str, size: int) -> str:
         """The sha256 of an object as the store has it; its size must be `size`."""
-        digest = hashlib.sha256()
+        digest = new_sha256()
         seen = 0
         async for chunk in self.stream(relative):
             if chunk is None:
@@ -283,279 +314,9 @@ class BucketStore:
             raise TransferError(f"{self.where(relative)}: {seen} bytes, not {size}")
         return digest.hexdigest()
 
-    async def abort_uploads(self, keep: set[str] | frozenset[str] = frozenset()) -> int:
-        """Abort every multipart upload under the prefix but those of `keep`; how many.
-
-        Called with the lock held: an upload in progress then is one a killed run left, and
-        one that no resume record names can never be completed.
-        """
-        count = 0
-        paginator = self._client.get_paginator("list_multipart_uploads")
-        try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._base):
-                for upload in page.get("Uploads", ()):
-                    if upload["UploadId"] in keep:
-                        continue
-                    with contextlib.suppress(ClientError):
-                        await self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        count += 1
-        except (ClientError, BotoCoreError) as exc:
-            raise self.failure("", exc) from exc
-        return count
-
-    async def count_uploads(self) -> int:
-        """Multipart uploads in progress under the prefix (left by a killed run, or running)."""
-        count = 0
-        paginator = self._client.get_paginator("list_multipart_uploads")
-        try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._base):
-                count += len(page.get("Uploads", ()))
-        except (ClientError, BotoCoreError) as exc:
-            raise self.failure("", exc) from exc
-        return count
-
     @property
     def client(self) -> Any:
         return self._client
-
-
-class PartBody(io.RawIOBase):
-    """A part's chunks read as one file, never joined: one copy of the part in memory.
-
-    botocore seeks and reads it (to sign it, to send it again on a retry); aiohttp streams it
-    in blocks. `close` leaves it readable, since aiohttp closes a body it has sent and a retry
-    sends it again.
-    """
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._starts = list(itertools.accumulate((len(c) for c in chunks), initial=0))
-        self._size = self._starts[-1]
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, min(self._size, base + offset))
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        if self._position >= self._size:
-            return 0
-        index = bisect.bisect_right(self._starts, self._position) - 1
-        chunk = self._chunks[index]
-        offset = self._position - self._starts[index]
-        count = min(len(buffer), len(chunk) - offset)
-        buffer[:count] = memoryview(chunk)[offset : offset + count]
-        self._position += count
-        return count
-
-    def close(self) -> None:
-        return  # see the class's docstring
-
-
-class PartBudget:
-    """Bytes of parts held in memory by all the uploads of a run together.
-
-    Each upload holds up to a part of its file while it is gathered and sent; with eight
-    transfers of 16 MiB parts that alone would be 128 MiB. An upload takes its share (its
-    file's size, at most a part) before it reads the body, so the media host's connection
-    waits in the kernel, not in our memory.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._waiting: list[asyncio.Future[None]] = []
-
-    @contextlib.asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        size = min(size, self.limit)
-        while self.used + size > self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiting.remove(waiter)
-        self.used += size
-        try:
-            yield
-        finally:
-            self.used -= size  # on the event loop's thread: nothing to lock
-            for waiter in self._waiting:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-
-class MediaUpload:
-    """One media file streamed into the bucket as it arrives, final only at `finish`.
-
-    Bytes are gathered up to one part: a file that ends within it is one PUT, a larger one a
-    multipart upload whose parts go up as they fill, each with its SHA-256. At most one part
-    of each file is held in memory. `abort` drops a multipart upload begun.
-    """
-
-    def __init__(
-        self,
-        store: BucketStore,
-        relative: str,
-        content_type: str | None,
-        *,
-        resumed: UploadRecord | None = None,
-        on_part: Callable[[str, tuple[Part, ...]], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.relative = relative
-        self.content_type = content_type
-        self.part_size = store.settings.part_size
-        self.size = 0
-        # Unknown for an upload resumed: the whole file is hashed once complete (see `finish`).
-        self._hash: Any = hashlib.sha256()
-        # One part at most, as the chunks came; joined once, into the bytes that are sent.
-        self._held: list[bytes] = []
-        self._held_size = 0
-        self._part_hash = hashlib.sha256()
-        self._upload_id: str | None = None
-        self._parts: list[Part] = []
-        self._on_part = on_part
-        if resumed is not None:
-            self._upload_id = resumed.upload_id
-            self._parts = list(resumed.parts)
-            self.size = resumed.uploaded
-            self._hash = None
-
-    async def append(self, chunk: bytes) -> None:
-        if self._hash is not None:
-            self._hash.update(chunk)
-        self.size += len(chunk)
-        room = self.part_size - self._held_size
-        if len(chunk) < room:
-            self._hold(chunk)
-            return
-        self._hold(chunk[:room])
-        await self._send_part()
-        if len(chunk) > room:
-            self._hold(chunk[room:])
-
-    def _hold(self, chunk: bytes) -> None:
-        self._part_hash.update(chunk)
-        self._held.append(chunk)
-        self._held_size += len(chunk)
-
-    async def finish(self) -> str:
-        """Make the object final under its key; returns the file's sha256 in hex."""
-        digest = self._hash.hexdigest() if self._hash is not None else ""
-        client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        try:
-            if self._upload_id is None:
-                body, checksum = self._take()
-                await client.put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=body,
-                    ChecksumSHA256=checksum,
-                    Metadata={"sha256": digest},
-                    **self._type(),
-                )
-                return digest
-            if self._held_size:
-                await self._send_part()
-            await client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": [_listed(p) for p in self._parts]},
-            )
-            self._upload_id = None
-        except (ClientError, BotoCoreError) as exc:
-            raise self.store.failure(self.relative, exc) from exc
-        if not digest:  # resumed: the bytes of earlier runs are hashed as the store has them
-            digest = await self.store.sha256_of(self.relative, self.size)
-        # The whole file's sha256 is known only now, after the object was made: it is put on
-        # the object by a copy onto itself (done by the store, no byte goes over the network).
-        await self.stamp(digest)
-        return digest
-
-    async def stamp(self, digest: str) -> None:
-        """Store the file's sha256 with the object made already (a copy onto itself)."""
-        client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        if self.size > STAMPED_UP_TO:  # the sidecar and the manifest have it
-            return
-        try:
-            await client.copy_object(
-                Bucket=bucket,
-                Key=key,
-                CopySource={"Bucket": bucket, "Key": key},
-                Metadata={"sha256": digest},
-                MetadataDirective="REPLACE",
-                **self._type(),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self.store.failure(self.relative, exc) from exc
-
-    async def _send_part(self) -> None:
-        """Upload the buffer as the next part; the buffer is freed once it is in the store."""
-        client, bucket, key = self.store.client, self.store.bucket, self.store.key(self.relative)
-        body, checksum = self._take()
-        size = body.seek(0, io.SEEK_END)
-        body.seek(0)
-        try:
-            if self._upload_id is None:
-                answer = await client.create_multipart_upload(
-                    Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **self._type()
-                )
-                self._upload_id = str(answer["UploadId"])
-                if self._on_part is not None:
-                    self._on_part(self._upload_id, ())
-            number = len(self._parts) + 1
-            answer = await client.upload_part(
-                Bucket=bucket,
-                Key=key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,
-                ChecksumSHA256=checksum,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self.store.failure(self.relative, exc) from exc
-        self._parts.append(Part(number, str(answer["ETag"]), checksum, size))
-        if self._on_part is not None:
-            self._on_part(self._upload_id, tuple(self._parts))
-
-    def _take(self) -> tuple[PartBody, str]:
-        """The part gathered, as a body to send, and its SHA-256 for the store to check."""
-        body = PartBody(self._held)
-        checksum = b64_sha256(self._part_hash.digest())
-        self._held, self._held_size, self._part_hash = [], 0, hashlib.sha256()
-        return body, checksum
-
-    async def abort(self) -> None:
-        if self._upload_id is None:
-            return
-        upload_id, self._upload_id = self._upload_id, None
-        with contextlib.suppress(ClientError, BotoCoreError):
-            await self.store.client.abort_multipart_upload(
-                Bucket=self.store.bucket, Key=self.store.key(self.relative), UploadId=upload_id
-            )
-
-    def _type(self) -> dict[str, str]:
-        return {"ContentType": self.content_type} if self.content_type else {}
-
-
-def _listed(part: Part) -> dict[str, Any]:
-    return {"PartNumber": part.number, "ETag": part.etag, "ChecksumSHA256": part.checksum}
 
 
 class BucketItems:
@@ -567,6 +328,20 @@ class BucketItems:
 
     def open_item(self, folder: str) -> BucketPlace:
         return BucketPlace(self, folder)
+
+    def publish_checksums(self, manifest: ManifestStore, source: str) -> None:
+        """Put `<source>/SHA256SUMS` in the bucket, unless the one there is the same."""
+        relative = f"{safe_name(source)}/{FILE_NAME}"
+        text = "".join(manifest.checksum_lines(source)).encode("utf-8")
+        hasher = new_sha256()
+        hasher.update(text)
+
+        async def put(store: BucketStore) -> None:
+            found = await store.head(relative)
+            if found is None or found.sha256 != hasher.hexdigest():
+                await store.put_bytes(relative, text, content_type="text/plain")
+
+        with_store(self.store.settings, put)
 
     def close(self) -> None:
         return

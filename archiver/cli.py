@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the archive's index.html catalog",
         description=(
             "Write <archive_dir>/index.html, a browsable offline catalog of the archive, from the "
-            "manifest and the sidecars."
+            "manifest (into the bucket, for an archive in a bucket)."
         ),
     )
     _config_option(index)
@@ -320,11 +320,16 @@ def _template_sources(config: Config) -> frozenset[str]:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    config = _existing_archive(args)
+    if config.s3 is not None:  # built from the state folder's manifest, into the bucket
+        from archiver.catalog.bucket import write_bucket_catalog
+        from archiver.store.remote import check_bucket
+
+        check_bucket(config.s3)  # exit 2 for a bucket that cannot be used, as `run`
+        print(write_bucket_catalog(config.s3, config.archive_dir))
+        return 0
     from archiver.catalog.build import write_catalog
 
-    config = _existing_archive(args)
-    if config.s3 is not None:
-        raise UsageError(f"{config.s3.url}: the catalog of an archive in a bucket is not made yet")
     print(write_catalog(config.archive_dir))
     return 0
 

@@ -248,12 +248,8 @@ def finish_run(
             _attempt(stats, store.publish_checksums, manifest, name)
     finally:
         store.close()
-    if (
-        config.s3 is None
-        and config.catalog
-        and (stats.eventful or not (config.archive_dir / "index.html").exists())
-    ):
-        _write_catalog(config.archive_dir)
+    if config.catalog and publish:
+        _write_catalog(config, eventful=stats.eventful)
     if opts.on_end is not None:
         stats.warnings.extend(opts.on_end(stats))
     document = report_document(
@@ -293,12 +289,21 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
-def _write_catalog(archive_dir: Path) -> None:
+def _write_catalog(config: Config, *, eventful: bool) -> None:
+    """The catalog, after a run with news or where there is none yet; the run holds the lock."""
     # Imported here: a run that changed nothing, the usual nightly one, does not need it.
-    from archiver.catalog.build import write_catalog
-
     try:
-        write_catalog(archive_dir, locked=True)  # the run holds the lock
+        if config.s3 is not None:
+            from archiver.catalog.bucket import write_bucket_catalog
+
+            # Whether the bucket has one is asked of the store only after a quiet run.
+            write_bucket_catalog(
+                config.s3, config.archive_dir, locked=True, if_missing=not eventful
+            )
+        elif eventful or not (config.archive_dir / "index.html").exists():
+            from archiver.catalog.build import write_catalog
+
+            write_catalog(config.archive_dir, locked=True)
     except Exception as exc:  # the catalog is a convenience: never fail a backup over it
         log.warning("could not write the catalog index.html: %s", exc)
 

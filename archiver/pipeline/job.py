@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from archiver.catalog.describe import describe_item
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ArchiveWriteError
 from archiver.net.http import HttpClient
@@ -311,8 +312,10 @@ class ArchiveJob:
         else:
             stats.templates_archived += 1
         log.debug("%s: archived %s %s", cfg.name, item.kind, work.folder)
+        # What the catalog shows of it, from the record its sidecar holds: kept in the manifest.
+        card = describe_item(cfg.settings.type, item.kind, item.record, dict(item.problems))
         await self._committer.add(
-            Outcome(cfg.name, item.kind, item.id, work.fingerprint, result.files, None),
+            Outcome(cfg.name, item.kind, item.id, work.fingerprint, result.files, None, card),
             result.written,
         )
 

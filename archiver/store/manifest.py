@@ -66,7 +66,12 @@ class Seen:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one item ended in this run: archived (`error` None) or failed."""
+    """How one item ended in this run: archived (`error` None) or failed.
+
+    `catalog` is what the catalog shows of an archived item (`items.catalog` and
+    `items.catalog_texts`, as `archiver.catalog.describe` makes them); None leaves it to be
+    read from the item's sidecar when the catalog is next built.
+    """
 
     source: str
     kind: str
@@ -74,6 +79,7 @@ class Outcome:
     fingerprint: str
     files: tuple[FileRow, ...]
     error: str | None
+    catalog: tuple[str, str] | None = None
 
 
 class ManifestStore(ManifestReads):
@@ -169,6 +175,10 @@ class ManifestStore(ManifestReads):
 
     def close(self) -> None:
         self.db.close()
+
+    def wait_for_writers(self, seconds: float) -> None:
+        """Wait at most `seconds` (10 unless told) for another connection's write to end."""
+        self.db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000):d}")
 
     # Runs
 
@@ -284,9 +294,9 @@ class ManifestStore(ManifestReads):
                 if o.error is None:
                     self.db.execute(
                         "UPDATE items SET state = 'archived', fingerprint = ?, archived_run = ?,"
-                        " archived_at = ?, last_error = NULL WHERE source = ? AND kind = ? "
-                        "AND item_id = ?",
-                        (o.fingerprint, run_id, now, *key),
+                        " archived_at = ?, last_error = NULL, catalog = ?, catalog_texts = ? "
+                        "WHERE source = ? AND kind = ? AND item_id = ?",
+                        (o.fingerprint, run_id, now, *(o.catalog or (None, None)), *key),
                     )
                 else:
                     self.db.execute(
@@ -319,6 +329,19 @@ class ManifestStore(ManifestReads):
                 "UPDATE items SET state = 'pending', last_error = ? "
                 "WHERE source = ? AND kind = ? AND item_id = ?",
                 [(reason, *key) for key in keys],
+            )
+
+    def set_catalog(self, descriptions: Iterable[tuple[str, str, str, tuple[str, str]]]) -> None:
+        """Keep what the catalog shows of these items: (source, kind, item_id, description).
+
+        Only where it is not known yet: a run that archived the item again meanwhile wrote
+        the description of its newer record, which stands.
+        """
+        with self._written():
+            self.db.executemany(
+                "UPDATE items SET catalog = ?, catalog_texts = ? WHERE source = ? AND kind = ? "
+                "AND item_id = ? AND catalog IS NULL",
+                [(*described, *key) for *key, described in descriptions],
             )
 
     # Per-source listing state, for incremental runs

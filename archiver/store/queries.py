@@ -7,12 +7,11 @@ sqlite3.Row's access by name costs more than the query itself.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from archiver.errors import ManifestError
 from archiver.store.schema import SCHEMA_VERSION
@@ -58,6 +57,15 @@ class ListedItem(NamedTuple):
     files: tuple[tuple[str, int], ...]  # (path, bytes) of each current file
 
 
+class UndescribedItem(NamedTuple):
+    """An archived item whose description the manifest does not hold (see `undescribed`)."""
+
+    source: str
+    kind: str
+    item_id: str
+    folder: str
+
+
 # One file to verify: (name, path relative to the archive, bytes, sha256, current).
 VerifyFile = tuple[str, str, int, str, bool]
 # One archived item to verify: (source, kind, item_id, folder, its files).
@@ -76,9 +84,17 @@ class RunRow:
     summary: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogItem:
-    """One archived item with its files, as the catalog shows it."""
+# One file of an item in the catalog: (role, name, path, url, bytes, current).
+CatalogFile = tuple[str, str, str, str, int, int]
+
+
+class CatalogItem(NamedTuple):
+    """One archived item with its files, as the catalog shows it.
+
+    `catalog` and `catalog_texts` are what it shows of the record (`archiver.catalog.describe`),
+    None if not known yet. A tuple rather than a dataclass: a large archive's catalog builds
+    one per item.
+    """
 
     source: str
     kind: str
@@ -86,14 +102,14 @@ class CatalogItem:
     folder: str
     created_at: str | None
     archived_at: str | None
-    files: tuple[
-        tuple[str, str, str, str, int, int], ...
-    ]  # (role, name, path, url, bytes, current)
+    catalog: str | None
+    catalog_texts: str | None
+    files: tuple[CatalogFile, ...]
 
 
 # One pass over `items` in primary-key order, its files joined: no sort, rows streamed.
 _CATALOG_SQL = """
-SELECT i.source, i.kind, i.item_id, i.folder, i.created_at, i.archived_at,
+SELECT i.source, i.kind, i.item_id, i.folder, i.created_at, i.archived_at, {catalog},
        f.role, f.name, f.path, f.url, f.bytes, f.current
 FROM items AS i
 LEFT JOIN files AS f ON f.source = i.source AND f.kind = i.kind AND f.item_id = i.item_id
@@ -317,15 +333,47 @@ class ManifestReads:
 
         One query, so one snapshot of the manifest, whatever a run writes meanwhile.
         """
+        # A manifest older than version 3, opened read-only, knows no description.
+        catalog = "i.catalog, i.catalog_texts" if self.version >= 3 else "NULL, NULL"
         try:
             rows = self.db.cursor()
             rows.row_factory = None
-            rows.execute(_CATALOG_SQL)
-            for key, group in itertools.groupby(rows, key=lambda row: row[:3]):
-                group_rows = list(group)
-                first = group_rows[0]
-                files = tuple(row[6:] for row in group_rows if row[6] is not None)
-                source, kind, item_id = key
-                yield CatalogItem(source, kind, item_id, first[3], first[4], first[5], files)
+            rows.execute(_CATALOG_SQL.format(catalog=catalog))
+            head: Any = (None, None, None)  # the item's own columns, of its first row
+            files: list[CatalogFile] = []
+            # By hand rather than itertools.groupby: at 200,000 items every step counts, and
+            # the id, most often the part of the key that differs, is compared first.
+            for row in rows:
+                if row[2] != head[2] or row[0] != head[0] or row[1] != head[1]:
+                    if head[0] is not None:
+                        yield CatalogItem._make((*head, tuple(files)))
+                    head, files = row[:8], []
+                if row[8] is not None:  # an archived item with no file rows still has a card
+                    files.append(row[8:])
+            if head[0] is not None:
+                yield CatalogItem._make((*head, tuple(files)))
         except sqlite3.Error as exc:
             raise ManifestError(f"cannot read the manifest {self.path}: {exc}") from exc
+
+    def undescribed(self, after: tuple[str, str, str] | None, limit: int) -> list[UndescribedItem]:
+        """Up to `limit` archived items the catalog knows nothing of, by key, after `after`.
+
+        Those archived before the manifest kept descriptions, to be read from their sidecars.
+        """
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        # Row values: the primary key's order, so each batch starts where the last one ended.
+        cursor.execute(
+            "SELECT source, kind, item_id, folder FROM items WHERE state = 'archived' "
+            "AND catalog IS NULL AND (source, kind, item_id) > (?, ?, ?) "
+            "ORDER BY source, kind, item_id LIMIT ?",
+            (*(after or ("", "", "")), limit),
+        )
+        return [UndescribedItem(*row) for row in cursor]
+
+    def undescribed_count(self) -> int:
+        """How many archived items the catalog knows nothing of (see `undescribed`)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM items WHERE state = 'archived' AND catalog IS NULL"
+        ).fetchone()
+        return int(row[0])

@@ -1,4 +1,4 @@
-"""The manifest's SQLite schema, version 2, and the steps that bring older manifests to it.
+"""The manifest's SQLite schema, version 3, and the steps that bring older manifests to it.
 
 One row in `items` per task or template ever listed as succeeded; one row in `files` per file
 ever archived (older template versions stay, with `current = 0`). Paths are POSIX, relative to
@@ -10,11 +10,17 @@ record as last listed and that record's fingerprint, written together, so that a
 lists the same record again need not fingerprint it again. It also added `meta.changes`, moved on
 by triggers at every change to what a `SHA256SUMS` lists (the files of archived items), so that a
 run which changed nothing can tell those lists are current without rebuilding them.
+
+Version 3 added `items.catalog` and `items.catalog_texts`: what the catalog shows of the item's
+record (how its card uses its files, and its texts; see `archiver.catalog.describe`), written
+when the item is recorded as archived, so that the catalog is built from the manifest alone.
+NULL means not known yet: an item archived before version 3, described from its sidecar when
+the catalog is next built.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Whatever writes the manifest, verify's repairs included, moves `changes` on: any change to a
 # file row that a SHA256SUMS line shows, or to which items are archived.
@@ -53,6 +59,8 @@ CREATE TABLE IF NOT EXISTS items (
     last_error    TEXT,                     -- why the last attempt failed, NULL if it did not
     listed_digest BLOB,                     -- `sidecar.record_digest` of the record as last listed
     listed_fingerprint TEXT,                -- `sidecar.fingerprint` of that same record
+    catalog       TEXT,                     -- JSON: how its card uses its files; NULL: unknown
+    catalog_texts TEXT,                     -- JSON: the card's texts, encoded for the page
     PRIMARY KEY (source, kind, item_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_state ON items (source, state);
@@ -92,6 +100,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE items ADD COLUMN listed_digest BLOB",
         "ALTER TABLE items ADD COLUMN listed_fingerprint TEXT",
         *CHANGE_TRACKING,
+    ),
+    2: (
+        "ALTER TABLE items ADD COLUMN catalog TEXT",
+        "ALTER TABLE items ADD COLUMN catalog_texts TEXT",
     ),
 }
 

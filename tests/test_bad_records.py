@@ -166,3 +166,23 @@ async def test_a_file_larger_than_max_file_bytes_fails_only_its_task(
     assert all(p.stat().st_size <= limit for p in archive.rglob("*.mp4"))
     assert not list(archive.rglob("*.part"))
     assert sum(_report(archive, "failed")) == len(large)
+
+
+async def test_a_record_rejected_again_for_the_same_reason_is_no_news(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    standin.dataset.add_vth_task(state="thirty")
+    config = write_config(tmp_path, config_dict(standin))
+    first = await run_cli("run", "-c", config)
+    assert first.code == 0 and "state is not a number: 'thirty'" in first.output, first.output
+    # The next night: the same record, rejected for the same reason; nothing else new.
+    again = await run_cli("run", "-c", config)
+    assert again.code == 0 and again.output == "", again.output
+    archive = tmp_path / "archive"
+    counts = (sorted(_report(archive, "rejected")), sorted(_report(archive, "rejected_again")))
+    assert counts == ([0, 1], [0, 1])
+    # A record newly rejected is news, and the summary tells the old one apart.
+    standin.dataset.add_vth_task(state=None)
+    third = await run_cli("run", "-c", config)
+    assert third.code == 0 and "state is not a number: 'None'" in third.output, third.output
+    assert "rejected 2 (1 as by the last run)" in third.output

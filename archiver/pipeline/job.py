@@ -28,6 +28,7 @@ from archiver.net.http import HttpClient
 from archiver.pipeline.item import ItemLimits, ItemResult, ItemRun, ItemTask, open_item
 from archiver.pipeline.listing import Progress, SourceLister, WorkItem
 from archiver.reporting.repeats import FAILED, RepeatedWarnings
+from archiver.reporting.runreport import rejected_before
 from archiver.reporting.stats import RunStats
 from archiver.sources import SourceContext
 from archiver.store.backend import ArchiveStore, FolderStore
@@ -66,7 +67,8 @@ class ArchiveJob:
         self.run_id = run_id
         self.dry_run = dry_run
         self.full = full
-        self.stats = RunStats(dry_run=dry_run)
+        names = [s.name for s in config.sources]
+        self.stats = RunStats(dry_run=dry_run, rejected_before=rejected_before(self.root, names))
         self._committer: BatchCommitter | None = None
         self._warnings = RepeatedWarnings(log)
         self._counters: dict[str, Callable[[int], None]] = {}

@@ -146,10 +146,12 @@ class SourceLister:
 
     def _reject(self, source: str, stats: SourceStats, entry: Rejected) -> None:
         stats.listed += 1
-        stats.reject(entry.id, entry.reason)
-        self._warnings.warn(
-            source, REJECTED, "rejected record %s: %s", entry.id or "?", entry.reason
-        )
+        if stats.reject(entry.id, entry.reason):
+            self._warnings.warn(
+                source, REJECTED, "rejected record %s: %s", entry.id or "?", entry.reason
+            )
+        else:  # told by an earlier run already: counted in the summary and the report
+            log.debug("%s: rejected record %s again: %s", source, entry.id or "?", entry.reason)
 
     async def _take_page(
         self,

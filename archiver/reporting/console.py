@@ -241,6 +241,8 @@ def summary_lines(stats: RunStats) -> list[str]:
             line += f", failed {s.failed}"
         if s.rejected:
             line += f", rejected {s.rejected}"
+            if s.rejected_again:
+                line += f" ({s.rejected_again} as by the last run)"
         if s.stopped_early:
             line += ", listing stopped at known tasks"
         if s.listing_error:

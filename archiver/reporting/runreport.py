@@ -19,6 +19,7 @@ from archiver.reporting.stats import RunStats
 from archiver.store.archivefs import Folder, archive_folder, atomic_file
 
 RUNS = ".archiver/runs"
+LOOK_BACK = 30  # reports read for the rejections of the sources' last runs
 
 
 def report_document(
@@ -70,6 +71,30 @@ def write_report(
     except ArchiverError as exc:
         raise type(exc)(f"cannot write the run report: {exc}") from exc
     return path
+
+
+def rejected_before(archive_dir: Path, sources: list[str]) -> dict[str, frozenset[Any]]:
+    """Per source, the (id, reason) of the rejected records its newest report names.
+
+    Reads reports newest first until each of `sources` is found (a run of `--source` lists
+    only some); a report that cannot be read counts as none. Never raises.
+    """
+    found: dict[str, frozenset[Any]] = {}
+    try:
+        names = sorted((archive_dir / RUNS).glob("*.json"), reverse=True)
+    except OSError:
+        return found
+    for path in names[:LOOK_BACK]:
+        if len(found) == len(sources):
+            break
+        try:
+            document = json.loads(path.read_bytes())
+            for name, source in document["sources"].items():
+                if name in sources and name not in found:
+                    found[name] = frozenset((r["id"], r["reason"]) for r in source["rejections"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found
 
 
 def _prune(folder: Folder, keep: int) -> None:

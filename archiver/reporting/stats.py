@@ -34,16 +34,25 @@ class SourceStats:
     duration: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     rejections: list[dict[str, str | None]] = field(default_factory=list)
+    # (id, reason) of the records the last report of this source named as rejected: the same
+    # record rejected again for the same reason is no news, and a cron run stays quiet.
+    rejected_before: frozenset[tuple[str | None, str]] = frozenset()
+    rejected_again: int = 0
 
     def fail(self, item_id: str, kind: str, reason: str) -> None:
         self.failed += 1
         if len(self.failures) < MAX_DETAILS:
             self.failures.append({"id": item_id, "kind": kind, "reason": reason})
 
-    def reject(self, item_id: str | None, reason: str) -> None:
+    def reject(self, item_id: str | None, reason: str) -> bool:
+        """Count a rejected record; True if it is news (not rejected so by the last run)."""
         self.rejected += 1
         if len(self.rejections) < MAX_DETAILS:
             self.rejections.append({"id": item_id, "reason": reason})
+        if (item_id, reason) in self.rejected_before:
+            self.rejected_again += 1
+            return False
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         """The statistics as the run report writes them."""
@@ -52,6 +61,7 @@ class SourceStats:
             "succeeded_upstream": self.succeeded,
             "not_succeeded": dict(self.unfinished),
             "rejected": self.rejected,
+            "rejected_again": self.rejected_again,
             "newly_archived": self.archived,
             "templates_archived": self.templates_archived,
             "already_archived": self.already_archived,
@@ -80,10 +90,16 @@ class RunStats:
     busy: bool = False  # stopped because another run took the archive over: exit 4
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)  # about the run, not an item (notify)
+    # Per source, the (id, reason) of the records its last report named as rejected.
+    rejected_before: dict[str, frozenset[tuple[str | None, str]]] = field(default_factory=dict)
 
     def source(self, name: str) -> SourceStats:
         """The statistics of one source, made at its first mention."""
-        return self.sources.setdefault(name, SourceStats())
+        found = self.sources.get(name)
+        if found is None:
+            before = self.rejected_before.get(name, frozenset())
+            found = self.sources[name] = SourceStats(rejected_before=before)
+        return found
 
     @property
     def exit_status(self) -> int:
@@ -110,7 +126,7 @@ class RunStats:
             self.total("archived")
             or self.total("templates_archived")
             or self.total("failed")
-            or self.total("rejected")
+            or self.total("rejected") > self.total("rejected_again")
             or self.total("updated")
             or self.exit_status
         )

@@ -14,12 +14,10 @@ run and says why. This module imports no concrete source.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from archiver.catalog.describe import describe_item
 from archiver.config.settings import Config, SourceConfig
@@ -31,15 +29,11 @@ from archiver.reporting.repeats import FAILED, RepeatedWarnings
 from archiver.reporting.runreport import rejected_before
 from archiver.reporting.stats import RunStats
 from archiver.sources import SourceContext
-from archiver.store.backend import ArchiveStore, FolderStore
+from archiver.store.backend import ArchiveStore, open_store
 from archiver.store.durable import BatchCommitter
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import ManifestStore, Outcome
 from archiver.store.paths import within
-
-if TYPE_CHECKING:
-    from archiver.store.s3 import BucketStore
-    from archiver.store.uploads import UploadRecords
 
 log = logging.getLogger("archiver")
 
@@ -75,8 +69,8 @@ class ArchiveJob:
         self._running: set[ItemRun] = set()  # items opened and not finished: closed at the end
         # A bucket archive keeps nothing but its manifest and reports on the local disk.
         self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
-        # Where the items go: the archive's folder, or its bucket once opened (`_open_bucket`).
-        self._store: ArchiveStore = FolderStore(str(self.root), self.space)
+        # Where the items go: the archive's folder or its bucket, open while the pipeline runs.
+        self._store: ArchiveStore | None = None
         self._lister = SourceLister(
             config,
             manifest,
@@ -119,34 +113,6 @@ class ArchiveJob:
             return False
         return True
 
-    @contextlib.asynccontextmanager
-    async def _open_bucket(self) -> AsyncIterator[None]:
-        """The archive's bucket for the run, if it has one; multipart uploads left aborted."""
-        settings = self.config.s3
-        if settings is None or self.dry_run:
-            yield
-            return
-        # An optional extra (aiobotocore), imported for a bucket only.
-        from archiver.store.s3 import BucketItems, BucketStore
-        from archiver.store.uploads import UploadRecords
-
-        records = UploadRecords(self.root)
-        async with BucketStore(settings, connections=2 * self.config.concurrency) as bucket:
-            # The run holds the archive's lock: an upload in progress is one a killed run left,
-            # to be resumed if a record says how, else never to be completed.
-            await self._abort_orphans(bucket, records)
-            self._store = BucketItems(bucket, records)
-            try:
-                yield
-                await self._abort_orphans(bucket, records)
-            finally:
-                self._store = FolderStore(str(self.root), self.space)
-
-    async def _abort_orphans(self, bucket: BucketStore, records: UploadRecords) -> None:
-        aborted = await bucket.abort_uploads(keep=records.upload_ids())
-        if aborted:
-            log.info("%s: aborted %d uploads that cannot be resumed", bucket.url, aborted)
-
     def _begin(self, sources: tuple[SourceConfig, ...]) -> None:
         assert self.manifest is not None
         # A bucket's objects are durable once their upload returns: nothing to flush.
@@ -172,7 +138,13 @@ class ArchiveJob:
         http = HttpClient(self.config.http, bandwidth_limit=self.config.bandwidth_limit)
         try:
             # Exits in reverse: every task ends, then the HTTP session closes.
-            async with http, self._open_bucket(), asyncio.TaskGroup() as group:
+            store = open_store(
+                self.config,
+                self.space,
+                connections=2 * self.config.concurrency,
+                dry_run=self.dry_run,
+            )
+            async with http, store as self._store, asyncio.TaskGroup() as group:
                 context = SourceContext(http)
                 if self._committer is not None:
                     group.create_task(self._committer.run())
@@ -202,7 +174,6 @@ class ArchiveJob:
         for run in self._running:  # a stopped run's items: each retried next time
             run.close()
         self._running.clear()
-        self._store.close()
         if self._committer is not None:
             # What finished before the stop is recorded; the rest is retried next time.
             try:
@@ -217,6 +188,7 @@ class ArchiveJob:
         self, items: asyncio.Queue[WorkItem | None], files: asyncio.Queue[_FileWork | None]
     ) -> None:
         """Open each listed item and queue its files, one unit of work each, in listing order."""
+        assert self._store is not None  # items are opened only while the store is
         limits = ItemLimits(store=self._store, max_file_bytes=self.config.max_file_bytes)
         while (work := await items.get()) is not None:
             known = work.known

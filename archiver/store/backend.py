@@ -11,14 +11,16 @@ under its final name only when complete, its sha256 checked; nothing goes throug
 - `BucketItems` (`archiver.store.s3`): objects in a bucket, streamed in by `upload_file`;
   each is durable once its upload returns, so nothing is returned to flush.
 
-After the job, `store_of` gives the run's steps that follow (`publish_checksums`) the same
-interface, so they do not ask which store it is either.
+The job opens its store with `open_store` (a bucket needs a client on the job's event loop);
+after the job, `store_of` gives the run's steps that follow (`publish_checksums`) the same
+interface, so neither asks which store it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -87,6 +89,29 @@ class ArchiveStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    config: Config, space: FreeSpace | None, *, connections: int, dry_run: bool = False
+) -> AsyncIterator[ArchiveStore]:
+    """The archive's store for the job, open while the block runs, closed after.
+
+    A dry run writes nothing: it gets the folder store of the archive (or state) folder, and
+    no bucket is opened.
+    """
+    if config.s3 is None or dry_run:
+        folder = FolderStore(str(config.archive_dir), space)
+        try:
+            yield folder
+        finally:
+            folder.close()
+        return
+    # An optional extra (aiobotocore), imported for a bucket only.
+    from archiver.store.remote import open_bucket_items
+
+    async with open_bucket_items(config.s3, config.archive_dir, connections) as items:
+        yield items
 
 
 def store_of(config: Config) -> ArchiveStore:

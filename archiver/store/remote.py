@@ -1,5 +1,6 @@
 """What a run does around its job when the archive is a bucket: check, lock, publish.
 
+- `open_bucket_items`: the bucket as the job's store, for one run (`backend.open_store`).
 - `check_bucket`: a missing bucket, a denied request or a wrong endpoint is a `ConfigError`
   (exit 2) before any listing, one line naming the bucket and the store's code.
 - `BucketLock`: one run per bucket prefix, across machines: `.archiver/lock` is created with a
@@ -19,6 +20,7 @@ Each step runs on a short event loop of its own: the job's loop is closed by the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ from archiver.store.archivefs import archive_folder, atomic_file
 from archiver.store.lock import HeldLock, busy
 from archiver.store.manifest import ManifestStore
 from archiver.store.multipart import error_code
-from archiver.store.s3 import MISSING, BucketStore, with_store
+from archiver.store.s3 import MISSING, BucketItems, BucketStore, with_store
+from archiver.store.uploads import UploadRecords
 
 log = logging.getLogger("archiver")
 
@@ -49,6 +52,28 @@ RENEW_EVERY = 120.0
 NO_CONDITIONAL = frozenset({"NotImplemented", "501", "InvalidArgument"})
 # What it answers to one whose condition does not hold (an object there, or another ETag).
 REFUSED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+
+
+@contextlib.asynccontextmanager
+async def open_bucket_items(
+    settings: BucketSettings, state_dir: Path, connections: int
+) -> AsyncIterator[BucketItems]:
+    """The bucket's items for a run's job; multipart uploads nobody can resume, aborted.
+
+    The run holds the archive's lock: an upload in progress is one a killed run left, to be
+    resumed if a record says how, else never to be completed.
+    """
+    records = UploadRecords(state_dir)
+    async with BucketStore(settings, connections=connections) as bucket:
+        await _abort_orphans(bucket, records)
+        yield BucketItems(bucket, records)
+        await _abort_orphans(bucket, records)
+
+
+async def _abort_orphans(bucket: BucketStore, records: UploadRecords) -> None:
+    aborted = await bucket.abort_uploads(keep=records.upload_ids())
+    if aborted:
+        log.info("%s: aborted %d uploads that cannot be resumed", bucket.url, aborted)
 
 
 def check_bucket(settings: BucketSettings) -> None:

@@ -28,7 +28,7 @@ from archiver.reporting.console import BarProgress, NoProgress, summary_lines
 from archiver.reporting.redact import REDACT
 from archiver.reporting.runreport import report_document, write_report
 from archiver.reporting.stats import RunStats
-from archiver.store.backend import store_of
+from archiver.store.backend import ArchiveStore, store_of
 from archiver.store.lock import ArchiveLock
 from archiver.store.manifest import MANIFEST, ManifestStore
 from archiver.store.rebuildfs import rebuild_due, rebuild_manifest
@@ -246,10 +246,10 @@ def finish_run(
     try:
         for name in stats.sources if publish else ():
             _attempt(stats, store.publish_checksums, manifest, name)
+        if config.catalog and publish:
+            _write_catalog(store, config.archive_dir, eventful=stats.eventful)
     finally:
         store.close()
-    if config.catalog and publish:
-        _write_catalog(config, eventful=stats.eventful)
     if opts.on_end is not None:
         stats.warnings.extend(opts.on_end(stats))
     document = report_document(
@@ -289,21 +289,10 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
-def _write_catalog(config: Config, *, eventful: bool) -> None:
+def _write_catalog(store: ArchiveStore, state_dir: Path, *, eventful: bool) -> None:
     """The catalog, after a run with news or where there is none yet; the run holds the lock."""
-    # Imported here: a run that changed nothing, the usual nightly one, does not need it.
     try:
-        if config.s3 is not None:
-            from archiver.catalog.bucket import write_bucket_catalog
-
-            # Whether the bucket has one is asked of the store only after a quiet run.
-            write_bucket_catalog(
-                config.s3, config.archive_dir, locked=True, if_missing=not eventful
-            )
-        elif eventful or not (config.archive_dir / "index.html").exists():
-            from archiver.catalog.build import write_catalog
-
-            write_catalog(config.archive_dir, locked=True)
+        store.publish_catalog(state_dir, eventful=eventful)
     except Exception as exc:  # the catalog is a convenience: never fail a backup over it
         log.warning("could not write the catalog index.html: %s", exc)
 

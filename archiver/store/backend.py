@@ -88,6 +88,11 @@ class ArchiveStore(Protocol):
         """Bring `<source>/SHA256SUMS` in line with the manifest (after the job)."""
         ...
 
+    def publish_catalog(self, state_dir: Path, *, eventful: bool) -> None:
+        """Rebuild the catalog from the manifest in `state_dir`, after a run with news or
+        where there is none yet. The caller holds the archive's lock."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -145,6 +150,13 @@ class FolderStore:
 
     def publish_checksums(self, manifest: ManifestStore, source: str) -> None:
         write_checksums(manifest, Path(self.root), source)
+
+    def publish_catalog(self, state_dir: Path, *, eventful: bool) -> None:
+        if eventful or not (state_dir / "index.html").exists():
+            # Imported here: a run that changed nothing, the usual nightly one, needs none.
+            from archiver.catalog.build import write_catalog
+
+            write_catalog(state_dir, locked=True)
 
     def close(self) -> None:
         self._folders.close()

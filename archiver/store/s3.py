@@ -19,6 +19,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -342,6 +343,13 @@ class BucketItems:
                 await store.put_bytes(relative, text, content_type="text/plain")
 
         with_store(self.store.settings, put)
+
+    def publish_catalog(self, state_dir: Path, *, eventful: bool) -> None:
+        from archiver.catalog.bucket import write_bucket_catalog
+
+        # Whether the bucket has one is asked of the store only after a quiet run.
+        settings = self.store.settings
+        write_bucket_catalog(settings, state_dir, locked=True, if_missing=not eventful)
 
     def close(self) -> None:
         return

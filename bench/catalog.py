@@ -10,6 +10,8 @@ Then, each in a round of its own: `write_catalog` in this process (its wall time
 the goal is about), and `archiver index` as a whole process (wall time and peak RSS).
 `--sidecars` also writes every item's sidecar and measures the first catalog of the archive as
 an archiver of schema version 2 left it: every item described from its sidecar, once.
+`--browser` then opens the catalog in headless Chromium and times its first card painted
+(`bench.firstcard`; skipped, with a line saying so, without Playwright or Chromium).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from archiver.standin import Dataset, DatasetSpec
 from archiver.store.manifest import ManifestStore, Outcome, Seen
 from archiver.store.queries import FileRow
 from bench.env import archiver_environment
+from bench.firstcard import browser_lines
 from bench.measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the first catalog "
         "of a version 2 manifest, every item described from its sidecar",
     )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="also open the catalog in headless Chromium: time to the first card painted",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-catalog-", dir=args.workdir))
     root = work / "archive"
@@ -165,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         size = (root / "index-data.js").stat().st_size
         print(f"index-data.js: {size / 1e6:.0f} MB")
+        if args.browser:
+            for line in browser_lines(root / "index.html", args.rounds):
+                print(line)
     finally:
         shutil.rmtree(work)
     return 0

@@ -212,7 +212,7 @@ def s3_upload(b: Bench) -> CaseResult:
             "moto's CPU time while each ran (median): "
             + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu.items()),
             "objects each left in its bucket (the archiver's: media, a sidecar per task, "
-            "SHA256SUMS, the manifest's copy, the catalog's page and data): "
+            "SHA256SUMS, the manifest's copy, the catalog's page and two data scripts): "
             + ", ".join(f"{name} {count:,}" for name, count in store.objects.items()),
         ],
     )

@@ -150,6 +150,6 @@ def test_the_s3_case_runs_end_to_end_on_a_tiny_input(
     assert "MiB/s" in result.archiver
     objects = next(note for note in result.notes if note.startswith("objects each left"))
     # The peer's bucket holds the video and its cover; the archiver's, its sidecar, the
-    # checksums, the manifest's copy and the catalog's two files too (and no lock: it is
+    # checksums, the manifest's copy and the catalog's three files too (and no lock: it is
     # released).
-    assert f"big {peer} 2" in objects and "big archiver 7" in objects, objects
+    assert f"big {peer} 2" in objects and "big archiver 8" in objects, objects

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from archiver.catalog.build import DATA_NAME, INDEX_NAME, write_catalog
+from archiver.catalog.build import DATA_NAME, FIRST_NAME, INDEX_NAME, write_catalog
 from archiver.errors import ArchiverError, ManifestError
 from archiver.store.manifest import ManifestStore
 from tests.catalog_fixture import (
@@ -81,7 +81,8 @@ def test_writes_page_and_data_with_one_entry_per_archived_item(archive: BuiltArc
     assert data["sources"][CHANJING]["type"] == "chanjing_lip_sync"
     page = index.read_text(encoding="utf-8")
     assert f'data-token="{data["token"]}"' in page, "the page must name the data it expects"
-    assert f'<script src="{DATA_NAME}"' in page
+    assert f'<script src="{FIRST_NAME}"' in page, "the first screen's script, in the page"
+    assert f'data-full="{DATA_NAME}"' in page, "the full data, which the page's script loads"
 
 
 def test_texts_come_from_the_records(archive: BuiltArchive) -> None:
@@ -138,7 +139,7 @@ def test_page_links_nothing_outside_and_never_parses_html(archive: BuiltArchive)
 
     parser = _Links()
     parser.feed(page)
-    assert parser.links == [DATA_NAME]
+    assert parser.links == [FIRST_NAME]
     assert not re.search(r"https?:|//[a-z]", page.replace("http-equiv", ""), re.IGNORECASE)
     assert "default-src 'none'" in page, "the CSP keeps even a mistake from reaching out"
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
@@ -200,7 +201,9 @@ def test_rewrite_replaces_both_files_atomically(archive: BuiltArchive) -> None:
 
 def test_bad_manifest_leaves_the_old_catalog_whole(archive: BuiltArchive) -> None:
     write_catalog(archive.root)
-    before = {name: (archive.root / name).read_bytes() for name in (INDEX_NAME, DATA_NAME)}
+    before = {
+        name: (archive.root / name).read_bytes() for name in (INDEX_NAME, DATA_NAME, FIRST_NAME)
+    }
     for suffix in ("", "-wal", "-shm"):
         (archive.root / f"manifest.sqlite3{suffix}").unlink(missing_ok=True)
     (archive.root / "manifest.sqlite3").write_bytes(b"this is not a database" * 100)

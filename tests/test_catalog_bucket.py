@@ -1,8 +1,8 @@
-"""The catalog of an archive in a bucket: `index.html` and `index-data.js` at the prefix's root.
+"""The catalog of an archive in a bucket: `index.html`, `index-data.js` and `index-first.js`.
 
-Against moto's S3 server on loopback: a run writes both objects, `archiver index` rewrites
-them, every link of the data resolves to an object under the prefix, and the bucket synced
-down to a folder is an archive whose own catalog is the same.
+Against moto's S3 server on loopback: a run writes the three objects at the prefix's root,
+`archiver index` rewrites them, every link of the data resolves to an object under the
+prefix, and the bucket synced down to a folder is an archive whose own catalog is the same.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from tests.support import config_dict, expected_items, run_cli, write_config
 
 PREFIX = "videos"
 LINKS = ("folder", "sidecar", "video", "image")
+FIRST = "window.ARCHIVER_CATALOG_FIRST = "
 
 
-def catalog_data(text: str) -> dict[str, Any]:
-    prefix = "window.ARCHIVER_CATALOG = "
+def catalog_data(text: str, prefix: str = "window.ARCHIVER_CATALOG = ") -> dict[str, Any]:
     body = text[text.index(prefix) + len(prefix) :].rstrip().removesuffix(";")
     value: dict[str, Any] = json.loads(body)
     return value
@@ -66,6 +66,13 @@ async def test_a_run_into_a_bucket_writes_its_catalog_at_the_prefix(
             assert key in keys or (link.endswith("/") and any(k.startswith(key) for k in keys))
     page = bucket.get(f"{PREFIX}/index.html").decode("utf-8")
     assert f'data-token="{data["token"]}"' in page
+    assert bucket.head(f"{PREFIX}/index-first.js")["ContentType"].startswith("text/javascript")
+    first = catalog_data(bucket.get(f"{PREFIX}/index-first.js").decode("utf-8"), FIRST)
+    assert first["token"] == data["token"], "the first screen is of the same build"
+    assert first["counts"] == {"tasks": len(data["tasks"]), "templates": len(data["templates"])}
+    assert {(t["source"], t["id"]) for t in first["tasks"]} <= {
+        (t["source"], t["id"]) for t in data["tasks"]
+    }
 
     index = await run_cli("index", "-c", config)
 
@@ -76,6 +83,10 @@ async def test_a_run_into_a_bucket_writes_its_catalog_at_the_prefix(
     assert data["token"] not in bucket.get(f"{PREFIX}/index.html").decode("utf-8")
     assert body(again) == body(bucket.get(f"{PREFIX}/index-data.js").decode("utf-8"))
     assert not list((tmp_path / "state").glob(".index-data.js.*")), "no temporary file left"
+    assert (
+        catalog_data(bucket.get(f"{PREFIX}/index-first.js").decode("utf-8"), FIRST)["token"]
+        == catalog_data(again)["token"]
+    )
 
 
 async def test_a_quiet_run_leaves_the_catalog_and_makes_a_missing_one(
@@ -113,6 +124,8 @@ async def test_the_bucket_synced_down_has_the_same_catalog(
 
     local = (synced / "index-data.js").read_text(encoding="utf-8")
     assert body(local) == body(in_bucket)
+    first = bucket.get(f"{PREFIX}/index-first.js").decode("utf-8")
+    assert body(first) == body((synced / "index-first.js").read_text(encoding="utf-8"))
     assert catalog_data(local)["token"] != catalog_data(in_bucket)["token"]
 
 

@@ -149,7 +149,7 @@ async def test_links_at_the_old_temporary_names_are_never_written_through(
     assert manifest_problems(archive) == []
 
 
-@pytest.mark.parametrize("name", ["SHA256SUMS", "index.html", "index-data.js"])
+@pytest.mark.parametrize("name", ["SHA256SUMS", "index.html", "index-data.js", "index-first.js"])
 async def test_a_link_at_a_file_the_run_replaces_is_replaced_not_followed(
     standin: StandIn, tmp_path: Path, name: str
 ) -> None:

@@ -1,11 +1,12 @@
-"""The catalog of an archive in a bucket: `index.html` and `index-data.js` at the prefix's root.
+"""The catalog of an archive in a bucket: `index.html`, `index-data.js` and `index-first.js`.
 
-The same two files as in a folder, built the same way from the state folder's manifest
-(`data`), so that the bucket served as a static web site, or synced down (`aws s3 sync`),
-browses like a local archive: every link is relative to the prefix. The data script is
-written to a temporary file in the state folder, then uploaded from it as a media file is
-(one PUT, or a multipart upload above `part_size`: the memory it takes stays bounded however
-large the archive); the page goes up last, as it names the data script's build.
+The same three files as in a folder, at the prefix's root, built the same way from the state
+folder's manifest (`data`, `first`), so that the bucket served as a static web site, or
+synced down (`aws s3 sync`), browses like a local archive: every link is relative to the
+prefix. The data script is written to a temporary file in the state folder, then uploaded
+from it as a media file is (one PUT, or a multipart upload above `part_size`: the memory it
+takes stays bounded however large the archive); the small first script goes up next, and the
+page last, as it names the data scripts' build.
 
 Whether each file is in the bucket is taken from the manifest: a HEAD per file would cost
 minutes at 200,000 items, and checking the objects is `verify`'s work. Items the manifest does
@@ -24,8 +25,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archiver.catalog.backfill import Backfill
-from archiver.catalog.build import DATA_NAME, INDEX_NAME, WRITER_WAIT, new_build, render_page
+from archiver.catalog.build import (
+    DATA_NAME,
+    FIRST_NAME,
+    INDEX_NAME,
+    WRITER_WAIT,
+    new_build,
+    render_page,
+)
 from archiver.catalog.data import SIDECAR_NAME, href, write_data
+from archiver.catalog.first import FirstScreen, write_first
 from archiver.config.settings import BucketSettings
 from archiver.errors import ArchiverError, ManifestError
 from archiver.store.archivefs import NEW_FILE_FLAGS, Folder, open_root, remove_leftovers
@@ -80,6 +89,7 @@ async def _write(
         if backfill.stopped is not None:  # what is not described would show as unreadable
             raise backfill.stopped
         build = new_build()
+        first = FirstScreen()
         with _scratch(state) as scratch:
             text = io.TextIOWrapper(scratch, encoding="utf-8", newline="\n")
             try:
@@ -89,11 +99,15 @@ async def _write(
                     build,
                     present=lambda relative: True,  # the manifest's word (see above)
                     fallback=lambda item: None,  # what `backfill` could not read is unreadable
+                    first=first,
                 )
                 text.flush()
             finally:
                 text.detach()
             await _upload(store, scratch, DATA_NAME, DATA_TYPE)
+        small = io.StringIO()  # about 100 KB: one PUT from memory
+        write_first(first, small, build, counts)
+        await store.put_bytes(FIRST_NAME, small.getvalue().encode("utf-8"), content_type=DATA_TYPE)
         page = render_page(build, counts).encode("utf-8")
         await store.put_bytes(INDEX_NAME, page, content_type=PAGE_TYPE)
         return store.where(INDEX_NAME)

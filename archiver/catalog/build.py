@@ -1,4 +1,5 @@
-"""The browsable catalog: `<archive_dir>/index.html` and its data script `index-data.js`.
+"""The browsable catalog: `<archive_dir>/index.html`, its data script `index-data.js` and
+the first screenful of that data, `index-first.js` (`first`), which the page shows first.
 
 The catalog is rebuilt from scratch from the manifest alone (after each run with news, and by
 `archiver index`), so it is never out of step with the archive: every item's texts are kept in
@@ -15,9 +16,9 @@ Three rules keep the page safe to open whatever the APIs sent:
   puts text into the DOM only through `textContent` and attributes, never as HTML;
 - a Content-Security-Policy allows nothing but the page's own nonce'd scripts and local media.
 
-Both files are written by the archive's one atomic writer (`archivefs.atomic_file`: a new
-temporary file, fsync, rename): the data script first, then the page, which names the build
-it expects and says so if they differ. The catalog of an archive in a bucket is the same two
+The files are written by the archive's one atomic writer (`archivefs.atomic_file`: a new
+temporary file, fsync, rename): the data scripts first, then the page, which names the build
+it expects and says so if they differ. The catalog of an archive in a bucket is the same three
 files, uploaded (`bucket`).
 """
 
@@ -39,6 +40,7 @@ from typing import TextIO
 from archiver.catalog.backfill import Backfill
 from archiver.catalog.data import SIDECAR_NAME, href, write_data
 from archiver.catalog.describe import Description, describe_sidecar
+from archiver.catalog.first import FirstScreen, write_first
 from archiver.errors import ArchiverError, ArchiveWriteError, ManifestError
 from archiver.store.archivefs import Folder, atomic_file, open_root, remove_leftovers
 from archiver.store.manifest import MANIFEST, ManifestStore
@@ -46,6 +48,7 @@ from archiver.store.queries import CatalogItem
 
 INDEX_NAME = "index.html"
 DATA_NAME = "index-data.js"
+FIRST_NAME = "index-first.js"
 # How long the catalog waits for a run writing the manifest to let it keep the descriptions it
 # read from sidecars; after that it keeps none and reads the rest as it goes.
 WRITER_WAIT = 1.0
@@ -57,7 +60,7 @@ def new_build() -> tuple[str, str]:
 
 
 def write_catalog(archive_dir: Path, *, locked: bool = False) -> Path:
-    """Rebuild `index.html` and `index-data.js` in `archive_dir`; return the page's path.
+    """Rebuild `index.html`, `index-data.js` and `index-first.js`; return the page's path.
 
     Reads the manifest in one query, so one snapshot of it, whatever a run writes meanwhile.
     `locked` says the caller holds the archive's lock: only then are the temporary files of a
@@ -81,10 +84,11 @@ def write_catalog(archive_dir: Path, *, locked: bool = False) -> Path:
     base = os.fspath(archive_dir)  # plain strings: pathlib's parsing costs at 200,000 items
     try:
         if locked:
-            remove_leftovers(root, (DATA_NAME, INDEX_NAME))
+            remove_leftovers(root, (DATA_NAME, FIRST_NAME, INDEX_NAME))
         backfill = Backfill(manifest)
         for batch in backfill.batches():
             backfill.keep(batch, [_read_sidecar(base, item.folder) for item in batch])
+        first = FirstScreen()
         with _atomic_text(root, DATA_NAME) as out:
             counts = write_data(
                 manifest.catalog_items(),
@@ -92,7 +96,10 @@ def write_catalog(archive_dir: Path, *, locked: bool = False) -> Path:
                 build,
                 present=lambda relative: _is_file(root, relative),
                 fallback=lambda item: _describe_from_folder(base, item),
+                first=first,
             )
+        with _atomic_text(root, FIRST_NAME) as out:
+            write_first(first, out, build, counts)
         with _atomic_text(root, INDEX_NAME) as out:
             out.write(render_page(build, counts))
     finally:
@@ -140,6 +147,7 @@ def render_page(build: tuple[str, str], counts: dict[str, int]) -> str:
         "token": token,
         "built": built_at,
         "data": DATA_NAME,
+        "first": FIRST_NAME,
         "summary": html.escape(summary),
         "style": style,
         "script": script,

@@ -17,12 +17,15 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 from urllib.parse import quote
 
 from archiver.catalog.describe import Description
 from archiver.sources import source_types
 from archiver.store.queries import CatalogItem
+
+if TYPE_CHECKING:
+    from archiver.catalog.first import FirstScreen
 
 DATA_FORMAT = 1
 SIDECAR_NAME = "metadata.json"
@@ -63,10 +66,12 @@ def write_data(
     build: tuple[str, str],
     present: Present,
     fallback: Fallback,
+    first: FirstScreen | None = None,
 ) -> dict[str, int]:
     """Write the data script of `items` into `out`; return the counts the page shows.
 
-    `build` is the (token, time) of this build, which the page checks it was given.
+    `build` is the (token, time) of this build, which the page checks it was given. `first`,
+    if given, is offered every entry written, for the first script (`first.write_first`).
     """
     token, built_at = build
     sources: dict[str, dict[str, Any]] = {}
@@ -87,12 +92,18 @@ def write_data(
         if item.kind == "template":
             totals["templates"] += 1
             templates.append(entry)
+            if first is not None:
+                first.template(item, entry)
             continue
         totals["tasks"] += 1
+        if first is not None:
+            first.task(item, entry)
         out.write(separator + entry)
         separator = ",\n"
     out.write('\n],\n"templates": [\n' + ",\n".join(templates))
     out.write(f'\n],\n"sources": {js(sources)}\n}};\n')
+    if first is not None:
+        first.sources = js(sources)
     return {
         "tasks": sum(totals["tasks"] for totals in sources.values()),
         "templates": len(templates),

@@ -36,7 +36,7 @@ from archiver.store.sidecar import SIDECAR
 
 # Items checked at once: HEADs and reads overlap, the store's latency hidden.
 IN_FLIGHT = 16
-OWN_AT_ROOT = ("index.html", "index-data.js")
+OWN_AT_ROOT = ("index.html", "index-data.js", "index-first.js")
 
 
 def run_bucket_verify(

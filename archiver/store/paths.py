@@ -29,6 +29,7 @@ RESERVED = frozenset(
         "undated",
         "index.html",
         "index-data.js",
+        "index-first.js",
         "metadata.json",
         "manifest.sqlite3",
         "manifest.sqlite3-wal",

@@ -25,7 +25,13 @@ from archiver.store.paths import within
 QUARANTINE = ".archiver/quarantine"
 # At the archive's root: what the archive keeps for itself.
 OWN_AT_ROOT = frozenset(
-    {".archiver", "index.html", "index-data.js", *(MANIFEST + end for end in JOURNALS)}
+    {
+        ".archiver",
+        "index.html",
+        "index-data.js",
+        "index-first.js",
+        *(MANIFEST + end for end in JOURNALS),
+    }
 )
 OWN_ANYWHERE = frozenset({"SHA256SUMS", "metadata.json"})
 IN_PROGRESS = (".part", ".part.json")

@@ -3,6 +3,11 @@
  * Every text from the archive reaches the page through textContent or an attribute, never as
  * HTML, so a title like <img onerror=...> shows as text. Cards are rendered a page at a time as
  * the reader scrolls, which keeps 20,000 videos as quick as 20.
+ *
+ * The full data of a large archive takes seconds to parse, so the page first shows the newest
+ * screenful from index-first.js (window.ARCHIVER_CATALOG_FIRST), then loads index-data.js once
+ * that screen is painted and takes over with every item. Until then, a search, a filter, the
+ * other order or the templates say they are loading.
  */
 (function () {
   "use strict";
@@ -23,51 +28,109 @@
     playerProblems: byId("player-problems"), playerPrompt: byId("player-prompt"),
     playerLinks: byId("player-links"), playerFiles: byId("player-files"),
   };
-
-  const data = window.ARCHIVER_CATALOG;
-  if (!data || !Array.isArray(data.tasks)) {
-    showNotice("The catalog data (index-data.js) is missing or unreadable. " +
-      "Run \"archiver index\" to rebuild it.");
-    root.dataset.state = "ready";
-    return;
-  }
-  if (data.token !== root.dataset.token) {
-    showNotice("The catalog was rebuilt while this page was loading. Reload the page.");
-  }
-
-  const tasks = data.tasks;
-  const templates = data.templates || [];
-  const templateByKey = new Map();
-  const tasksByTemplate = new Map();
-  for (const template of templates) {
-    template.key = template.source + "/" + template.id;
-    template.hay = haystack([template.id, template.title, template.prompt, template.author]);
-    templateByKey.set(template.key, template);
-    tasksByTemplate.set(template.key, []);
-  }
-  for (const task of tasks) {
-    if (task.template !== undefined) {
-      task.templateKey = task.source + "/" + task.template;
-      const siblings = tasksByTemplate.get(task.templateKey);
-      if (siblings) siblings.push(task);
-      if (!task.title && templateByKey.has(task.templateKey)) {
-        task.title = templateByKey.get(task.templateKey).title;
-      }
-    }
-    task.hay = haystack([task.id, task.title, task.prompt]);
-  }
+  const allSources = ui.source.options[0];
+  // The full data script is added by this script, which the CSP allows only with its nonce.
+  const nonce = document.currentScript ? document.currentScript.nonce : "";
 
   const state = { view: "tasks", q: "", source: "", sort: "new", template: "" };
+  let data = null;
+  let full = false;
+  let tasks = [];
+  let templates = [];
+  let templateByKey = new Map();
+  let tasksByTemplate = new Map();
   let list = [];
   let shown = 0;
   let playing = null;
 
   readHash();
-  if (!templateByKey.has(state.template)) state.template = "";
-  fillSources();
   bindControls();
-  render();
-  root.dataset.state = "ready";
+  const first = window.ARCHIVER_CATALOG_FIRST;
+  if (usable(first) && first.counts) {
+    take(first);
+    render();
+    root.dataset.state = "first";
+    // After the first screen is painted: a frame, then a task (rAF runs before the paint).
+    // The timer is for a page opened in a hidden tab, where frames wait.
+    let started = false;
+    const start = () => {
+      if (!started) loadFull();
+      started = true;
+    };
+    requestAnimationFrame(() => setTimeout(start, 0));
+    setTimeout(start, 500);
+  } else {
+    ui.count.textContent = "Loading…";
+    loadFull();
+  }
+
+  function usable(candidate) {
+    return Boolean(candidate) && Array.isArray(candidate.tasks);
+  }
+
+  function loadFull() {
+    const script = document.createElement("script");
+    script.nonce = nonce;
+    script.src = root.dataset.full;
+    script.addEventListener("load", takeOver);
+    script.addEventListener("error", takeOver);
+    document.body.append(script);
+  }
+
+  function takeOver() {
+    const whole = window.ARCHIVER_CATALOG;
+    if (!usable(whole)) {
+      showNotice("The catalog data (index-data.js) is missing or unreadable. " +
+        "Run \"archiver index\" to rebuild it.");
+      ui.count.textContent = data ? "Showing only the newest " + tasks.length + " videos" : "";
+      root.dataset.state = "ready";
+      return;
+    }
+    const keep = shown;
+    take(whole);
+    full = true;
+    if (!templateByKey.has(state.template)) state.template = "";
+    render();
+    // The reader may have scrolled through the first screen: keep as many cards.
+    while (state.view === "tasks" && shown < Math.min(keep, list.length)) appendPage();
+    root.dataset.state = "ready";
+  }
+
+  // Makes `source` (the first screen's data or the full data) what the page shows.
+  function take(source) {
+    data = source;
+    if (data.token !== root.dataset.token) {
+      showNotice("The catalog was rebuilt while this page was loading. Reload the page.");
+    }
+    tasks = data.tasks;
+    templates = data.templates || [];
+    templateByKey = new Map();
+    tasksByTemplate = new Map();
+    for (const template of templates) {
+      template.key = template.source + "/" + template.id;
+      template.hay = haystack([template.id, template.title, template.prompt, template.author]);
+      templateByKey.set(template.key, template);
+      tasksByTemplate.set(template.key, []);
+    }
+    for (const task of tasks) {
+      if (task.template !== undefined) {
+        task.templateKey = task.source + "/" + task.template;
+        const siblings = tasksByTemplate.get(task.templateKey);
+        if (siblings) siblings.push(task);
+        if (!task.title && templateByKey.has(task.templateKey)) {
+          task.title = templateByKey.get(task.templateKey).title;
+        }
+      }
+      task.hay = haystack([task.id, task.title, task.prompt]);
+    }
+    fillSources();
+  }
+
+  // Whether the first screen's data is what the current view needs: the newest videos.
+  function firstScreenWill() {
+    return state.view === "tasks" && !state.q && !state.source && state.sort === "new" &&
+      !state.template;
+  }
 
   // --- helpers ---
 
@@ -170,6 +233,7 @@
 
   function fillSources() {
     const sources = data.sources || {};
+    ui.source.replaceChildren(allSources);
     for (const name of Object.keys(sources).sort()) {
       // The kind of work names the source too: "ai (AI creation, 12)".
       const label = typeof sources[name].label === "string" ? sources[name].label + ", " : "";
@@ -179,10 +243,13 @@
       ui.source.append(option);
     }
     if (!Object.prototype.hasOwnProperty.call(sources, state.source)) state.source = "";
+    ui.source.value = state.source;
+    // The first screen's data holds a few items, and the counts of all.
+    const counts = data.counts || { tasks: tasks.length, templates: templates.length };
     const totalBytes = Object.values(sources).reduce((sum, source) => sum + source.bytes, 0);
     ui.summary.textContent = [
-      tasks.length.toLocaleString() + (tasks.length === 1 ? " video" : " videos"),
-      templates.length.toLocaleString() + (templates.length === 1 ? " template" : " templates"),
+      counts.tasks.toLocaleString() + (counts.tasks === 1 ? " video" : " videos"),
+      counts.templates.toLocaleString() + (counts.templates === 1 ? " template" : " templates"),
       formatBytes(totalBytes),
       "catalog built " + formatDate(data.built),
     ].join(" · ");
@@ -246,8 +313,21 @@
     const template = templateByKey.get(state.template);
     ui.chip.hidden = !template || state.view !== "tasks";
     ui.chipText.textContent = template ? "Template: " + titleOf(template) : "";
-    if (state.view === "tasks") renderTasks();
+    if (!full && (!data || !firstScreenWill())) renderLoading();
+    else if (state.view === "tasks") renderTasks();
     else renderTemplates();
+  }
+
+  function renderLoading() {
+    list = [];
+    shown = 0;
+    ui.grid.replaceChildren();
+    ui.templateList.replaceChildren();
+    ui.tasksEmpty.hidden = true;
+    ui.templatesEmpty.hidden = true;
+    ui.more.hidden = true;
+    ui.count.textContent = "Loading all " + (data ? data.counts.tasks.toLocaleString() + " " : "") +
+      "videos…";
   }
 
   // --- videos ---
@@ -275,9 +355,11 @@
     ui.grid.append(fragment);
     shown = end;
     ui.more.hidden = shown >= list.length;
-    ui.count.textContent = shown < list.length
-      ? "Showing " + shown.toLocaleString() + " of " + list.length.toLocaleString() + " videos"
-      : list.length.toLocaleString() + (list.length === 1 ? " video" : " videos");
+    const total = full ? list.length : data.counts.tasks;
+    ui.count.textContent = shown < total
+      ? "Showing " + shown.toLocaleString() + " of " + total.toLocaleString() + " videos" +
+        (full ? "" : " (loading the rest…)")
+      : total.toLocaleString() + (total === 1 ? " video" : " videos");
     // The observer fires on changes only: if the sentinel is still in sight, keep filling.
     requestAnimationFrame(() => {
       if (ui.sentinel.getBoundingClientRect().top < innerHeight + 600) appendPage();

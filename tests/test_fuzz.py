@@ -40,7 +40,7 @@ from archiver.store.paths import (
     safe_name,
     within,
 )
-from archiver.store.sidecar import fingerprint, write_sidecar
+from archiver.store.sidecar import fingerprint, sidecar_bytes, write_sidecar
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
@@ -224,7 +224,9 @@ def test_the_extension_of_a_plain_url_is_the_one_urlsplit_gives(
 @given(JSON)
 def test_any_record_is_kept_in_its_sidecar_as_utf8_json(record: Any) -> None:
     with tempfile.TemporaryDirectory() as top, archive_folder(top, "item") as folder:
-        path = write_sidecar(folder, {"record": record, "fingerprint": fingerprint(record)})
+        path = write_sidecar(
+            folder, sidecar_bytes({"record": record, "fingerprint": fingerprint(record)})
+        )
         data = Path(path).read_bytes()
     back = json.loads(data.decode("utf-8"))["record"]
     assert _same(back, record)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from archiver.store.archivefs import Folder, ItemFolders, atomic_file, remove_leftovers
+from archiver.store.archivefs import Folder, ItemFolders, remove_leftovers
 from archiver.store.checksums import write_checksums
 from archiver.store.freespace import FreeSpace
 from archiver.store.manifest import FileRow, ManifestStore
 from archiver.store.paths import within
-from archiver.store.sidecar import SIDECAR
+from archiver.store.sidecar import write_sidecar
 
 if TYPE_CHECKING:
     from archiver.config.settings import Config
@@ -198,9 +198,7 @@ class FolderPlace:
         return fetched, f"{self.folder.path}/{fetched.name}"
 
     async def put_sidecar(self, data: bytes) -> str | None:
-        with atomic_file(self.folder, SIDECAR, durable=False) as out:
-            out.write(data)
-        return f"{self.folder.path}/{SIDECAR}"
+        return write_sidecar(self.folder, data)
 
     def close(self) -> None:
         os.close(self.folder.fd)

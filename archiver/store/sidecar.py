@@ -149,11 +149,12 @@ def sidecar_bytes(document: dict[str, Any]) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def write_sidecar(folder: Folder, document: dict[str, Any]) -> str:
-    """Write `metadata.json` atomically into the item's open folder; durability comes later.
+def write_sidecar(folder: Folder, data: bytes) -> str:
+    """Write `metadata.json` (`sidecar_bytes`) atomically into the item's open folder;
+    durability comes later.
 
     Returns its path, for the batch flush. Runs once per item, on the event loop.
     """
     with atomic_file(folder, SIDECAR, durable=False) as out:
-        out.write(sidecar_bytes(document))
+        out.write(data)
     return f"{folder.path}/{SIDECAR}"

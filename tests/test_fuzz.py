@@ -232,6 +232,27 @@ def test_any_record_is_kept_in_its_sidecar_as_utf8_json(record: Any) -> None:
     assert _same(back, record)
 
 
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (float("nan"), b"NaN"),
+        (float("-inf"), b"-Infinity"),
+        (2**70, b"1180591620717411303424"),
+        ("\ud800 kept", b'"\\ud800 kept"'),
+        ("plain \u4eba", '"plain \u4eba"'.encode()),
+        (None, b"null"),
+    ],
+)
+def test_what_the_compiled_writer_cannot_take_is_written_as_the_api_sent_it(
+    value: Any, written: bytes
+) -> None:
+    # The sidecar's fast JSON writer refuses lone surrogates and integers past 64 bits, and
+    # would write NaN as null: each is written the standard library's way instead.
+    data = sidecar_bytes({"record": {"value": value, "other": None}})
+    assert data.endswith(b"}\n") and b'\n  "record": {\n    "value": ' + written in data
+    assert _same(json.loads(data.decode("utf-8"))["record"]["value"], value)
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True

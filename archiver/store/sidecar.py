@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import orjson
+
 from archiver.sources.records import ArchiveItem
 from archiver.store.archivefs import Folder, atomic_file
 from archiver.store.manifest import FileRow
@@ -141,8 +143,39 @@ def _file_entry(f: FileRow) -> dict[str, Any]:
     }
 
 
+# orjson writes the indented form in compiled code, some forty times faster than the standard
+# library, whose indenting encoder is pure Python: that was a tenth of a run's time per new task.
+# Datetimes and dataclasses go to `default=str`, as the standard library has them.
+_FAST_OPTIONS = (
+    orjson.OPT_INDENT_2
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def sidecar_bytes(document: dict[str, Any]) -> bytes:
-    """The sidecar as written: UTF-8, indented JSON."""
+    """The sidecar as written: UTF-8, indented JSON (two spaces), ending in a newline."""
+    try:
+        data = orjson.dumps(document, default=str, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits, a key not text
+        return _sidecar_bytes_exactly(document)
+    # orjson writes NaN and the infinities (which the API's JSON may carry) as null: the
+    # record is kept as received, so such a document takes the standard library's way.
+    if b"null" in data and not _all_finite(document):
+        return _sidecar_bytes_exactly(document)
+    return data
+
+
+def _all_finite(document: dict[str, Any]) -> bool:
+    try:
+        json.dumps(document, allow_nan=False, default=str)
+    except ValueError:
+        return False
+    return True
+
+
+def _sidecar_bytes_exactly(document: dict[str, Any]) -> bytes:
     # A lone surrogate (JSON can carry `"\ud800"`) has no UTF-8 form: written as the JSON
     # escape it came as, the file stays UTF-8 and reads back the same.
     text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"

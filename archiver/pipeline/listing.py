@@ -40,6 +40,8 @@ _STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 SEEN_BATCH = 1000
 
 Key = tuple[str, str]  # an item's (kind, id)
+# An item to consider: the item, what the manifest has of it, its fingerprint and its folder.
+Todo = tuple[ArchiveItem | Unparsed, ListedItem | None, str, str]
 
 
 class Progress(Protocol):
@@ -174,13 +176,13 @@ class SourceLister:
         intact = self._intact(
             {
                 index: (state.folder, state.files)
-                for index, (_, state, mark) in enumerate(todo)
+                for index, (_, state, mark, _) in enumerate(todo)
                 if state is not None and state.state == "archived" and state.fingerprint == mark
             }
         )
         stale = [
             (item.kind, item.id)
-            for index, (item, state, _) in enumerate(todo)
+            for index, (item, state, _, _) in enumerate(todo)
             if state is not None and index not in intact
         ]
         known = self._lookup(cfg.name, stale)
@@ -189,7 +191,7 @@ class SourceLister:
             assert self.manifest is not None
             self.manifest.mark_seen(cfg.name, self.run_id, seen, unmarked)
             unmarked.clear()
-        for index, (entry, state, mark) in enumerate(todo):
+        for index, (entry, state, mark, folder) in enumerate(todo):
             is_task = entry.kind == "task"
             if index in intact:
                 if is_task:
@@ -205,11 +207,7 @@ class SourceLister:
             item = self._parsed(cfg.name, stats, entry)
             if item is None:
                 continue
-            where = (
-                PurePosixPath(state.folder)
-                if state is not None
-                else item_folder(cfg.name, item, self.config.layout)
-            )
+            where = PurePosixPath(state.folder if state is not None else folder)
             await queue.put(WorkItem(cfg, item, where, mark, known.get((item.kind, item.id))))
         return streak
 
@@ -282,14 +280,14 @@ class SourceLister:
         listed: dict[Key, ListedItem],
         unmarked: set[Key],
         again: set[Key],
-    ) -> tuple[list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]], list[Seen]]:
+    ) -> tuple[list[Todo], list[Seen]]:
         """The items to consider, with their state and fingerprint; and those to write as seen.
 
         An item listed twice in this run is dropped; one whose record is the one last listed
         keeps what the manifest has of it (that this run listed it is kept, batched in
         `unmarked`; `again` are those written so far that are on this page).
         """
-        todo: list[tuple[ArchiveItem | Unparsed, ListedItem | None, str]] = []
+        todo: list[Todo] = []
         seen: list[Seen] = []
         for key, (item, digest) in fresh.items():
             state = listed.get(key)
@@ -303,6 +301,7 @@ class SourceLister:
                 # The record as last listed: its fingerprint, folder and creation time are
                 # in the manifest already. This is what keeps a rerun cheap.
                 mark = state.listed_fingerprint or fingerprint(item.record)
+                folder = state.folder
                 if self._writing:
                     unmarked.add(key)
             else:
@@ -314,7 +313,7 @@ class SourceLister:
                     else str(item_folder(source, item, self.config.layout))
                 )
                 seen.append(Seen(*key, folder, iso(item.created_at), digest, mark))
-            todo.append((item, state, mark))
+            todo.append((item, state, mark, folder))
         return todo, seen
 
     def _listing_state(self, source: str, page: Page) -> dict[Key, ListedItem]:

@@ -4,11 +4,12 @@ Each source is listed by its own task, page by page (see `listing`), into one bo
 items. One opener takes them in listing order, opens each item's place and queues its files,
 and a fixed pool of `concurrency` download slots takes files, not items: a slot that finishes
 a file takes the next one of any item, so a task's cover never waits behind its video and no
-slot idles while files are waiting. Whoever completes an item's last file writes its sidecar
-and hands it to the batch of items to flush and record (one flush and one manifest
-transaction per batch). Downloads begin while listing goes on, and memory stays flat however
-long the list: both queues are bounded. The job is the one place that catches what stops a
-run and says why. This module imports no concrete source.
+slot idles while files are waiting; a slot with no file left takes half of the largest
+download still coming (`archiver.net.segments`). Whoever completes an item's last file writes
+its sidecar and hands it to the batch of items to flush and record (one flush and one
+manifest transaction per batch). Downloads begin while listing goes on, and memory stays flat
+however long the list: both queues are bounded. The job is the one place that catches what
+stops a run and says why. This module imports no concrete source.
 """
 
 from __future__ import annotations

@@ -113,6 +113,7 @@ class Config:
     archive_dir: Path
     s3: BucketSettings | None = None
     concurrency: int = 8
+    split_files: bool = True  # an idle download slot fetches half of a large file still coming
     max_file_bytes: int = 64 * 1024**3
     min_free_space: int = 1024**3  # no download starts or goes on with less free on the disk
     bandwidth_limit: int = 0  # bytes a second over all downloads; 0 = unlimited

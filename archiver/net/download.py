@@ -16,27 +16,26 @@ progress. A 206 that cannot be trusted fails the file and drops its `.part`. A p
 role answered with a web page, JSON or XML fails too (`archiver.net.mediatype`).
 
 The `.part` file itself, its disk work and its `.part.json`, is `archiver.net.partfile`'s; what
-a range answer says and whether it can be trusted, `archiver.net.ranges`'.
+a range answer says and whether it can be trusted, `archiver.net.ranges`'. An idle download
+slot may fetch the upper half of a file still coming, for its owner to append
+(`archiver.net.segments`): the checks above hold for the assembled file all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
 from archiver.errors import (
-    ArchiverError,
     FileTooLarge,
-    HttpStatusError,
     RetryableError,
     TransferError,
-    UnsafeUrl,
 )
+from archiver.net.answers import status_error, with_retries
 from archiver.net.http import HttpClient, MediaResponse
 from archiver.net.mediatype import (
     SNIFF_BYTES,
@@ -60,13 +59,11 @@ from archiver.net.partfile import (
 from archiver.net.ranges import CONTENT_RANGE as CONTENT_RANGE
 from archiver.net.ranges import Span, content_length, range_headers, read_range, whole_file
 from archiver.net.ranges import range_validator as range_validator
-from archiver.net.retry import parse_retry_after
-from archiver.sources.fields import media_url
+from archiver.net.segments import Split, SplitBoard, splittable
 from archiver.store.freespace import FreeSpace
 from archiver.store.paths import extension_for
 
 MAX_BLOCK = 1 << 22  # the most gathered in memory before a write, for a large file
-S3_MESSAGE = re.compile(rb"<Message>([^<]{1,200})</Message>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +90,7 @@ async def download_file(
     new_folder: bool = False,
     space: FreeSpace | None = None,
     expects: str | None = None,
+    splits: SplitBoard | None = None,
 ) -> FetchedFile:
     """Fetch `url` into `folder/<stem><ext>`, resuming a `.part` left by an earlier attempt.
 
@@ -100,36 +98,13 @@ async def download_file(
     run can be in it, so the first attempt skips looking for a `.part` or an orphan. `space`
     is checked before each attempt and each block written (`DiskSpaceLow` stops the run).
     `expects` (`picture`, `video`) narrows the file's extensions where the role does not.
+    With `splits`, idle download slots may fetch the file's upper half (`archiver.net.segments`).
     """
     fetch = _Fetch(
         http, role, url, str(folder), stem, max_bytes, progress, new_folder, space, expects
     )
+    fetch.splits = splits
     return await with_retries(http, url, fetch.attempt)
-
-
-async def with_retries(
-    http: HttpClient, url: str, attempt: Callable[[], Awaitable[FetchedFile]]
-) -> FetchedFile:
-    """`attempt` to fetch the media at `url`, retried by the HTTP layer's policy."""
-    if media_url(url)[0] is None:
-        raise UnsafeUrl(f"not an http(s) URL: {url[:80]!r}")
-
-    def final(exc: RetryableError) -> Exception:
-        return TransferError(f"gave up after {http.retry.attempts} attempts: {exc}")
-
-    return await http.retry.run(attempt, f"GET {url[:120]}", final)
-
-
-async def status_error(response: MediaResponse) -> ArchiverError:
-    """What a status other than the file's own stands for: an error retried, or final."""
-    status = response.status
-    if status in (408, 425, 429) or status >= 500:
-        return RetryableError(f"HTTP {status}", retry_after=_retry_after(response))
-    # S3 says why in its error document (`Request has expired`, `Access Denied`): worth a
-    # few bytes, since it is what tells an expired URL from a missing file.
-    explained = S3_MESSAGE.search(await response.head_of_body())
-    why = f": {explained.group(1).decode('utf-8', 'replace')}" if explained else ""
-    return HttpStatusError(f"HTTP {status}{why}")
 
 
 class _Fetch:
@@ -162,6 +137,8 @@ class _Fetch:
         self.unscanned = new_folder
         self.space = space
         self.expects = expects
+        self.splits: SplitBoard | None = None  # None once a segment failed: no more splitting
+        self.split: Split | None = None  # what the idle slots may cut, while the body comes
 
     async def attempt(self) -> FetchedFile:
         if self.space is not None:
@@ -180,19 +157,40 @@ class _Fetch:
         # One speed floor for every request of the attempt: ranges that each come quickly
         # enough, but with long waits between them, are as slow as one drip.
         floor = self.http.speed_floor()
-        while True:
-            async with self.http.media(self.url, range_headers(resume), floor=floor) as response:
-                if response.status == 416 and whole_file(response, resume):
-                    return await self._finish_whole(resume, writer)
-                span = await self._check_status(response, resume)
-                if writer is None or span.start != writer.size:
-                    writer = await self._start(response, span, resume)
-                fetched = await self._receive(response, span, writer)
-            if fetched is not None:
-                return fetched
-            # The answer ended where its range did, short of the file's end (a CDN that caps
-            # the size of a range): ask for the rest. It made progress, so it costs no retry.
-            resume = Resume(writer.size, writer.validator, None, writer.content_type, writer.total)
+        try:
+            while True:
+                headers = range_headers(resume)
+                async with self.http.media(self.url, headers, floor=floor) as response:
+                    if response.status == 416 and whole_file(response, resume):
+                        return await self._finish_whole(resume, writer)
+                    span = await self._check_status(response, resume)
+                    if writer is None or span.start != writer.size:
+                        writer = await self._start(response, span, resume)
+                    fetched = await self._receive(response, span, writer)
+                # Leaving the answer unread drops its connection: the segments bring the rest.
+                if fetched is None and self.split is not None and self.split.reached:
+                    fetched = await self._join(writer)
+                if fetched is not None:
+                    return fetched
+                # The answer ended where its range did, short of the file's end (a CDN that
+                # caps the size of a range), or a segment failed: ask for the rest. It made
+                # progress, so it costs no retry.
+                resume = Resume(
+                    writer.size, writer.validator, None, writer.content_type, writer.total
+                )
+        finally:
+            if self.split is not None:
+                self.split.close()
+                self.split = None
+
+    async def _join(self, writer: PartWriter) -> FetchedFile | None:
+        """The file, from the owner's bytes and its segments'; None if a segment failed."""
+        assert self.split is not None
+        split, self.split = self.split, None
+        if not await split.assemble(writer):
+            self.splits = None  # the host answers ranges wrongly, or the file changed
+            return None
+        return await self._complete(Span(0, split.total, split.total), writer, [], writer.size)
 
     async def _finish_whole(self, resume: Resume, writer: PartWriter | None) -> FetchedFile:
         """Finish a `.part` that already holds the whole file (killed just before its rename).
@@ -285,8 +283,12 @@ class _Fetch:
         held_size = 0
         # Only a type that says nothing has the first bytes looked at; once per file.
         sniffing = span.start == 0 and needs_sniffing(writer.content_type)
+        offer = self.splits is not None and splittable(response, span, writer.validator)
+        split: Split | None = None
         try:
             async for chunk in response.chunks():
+                if split is not None:
+                    chunk = split.take(chunk)
                 held.append(chunk)
                 held_size += len(chunk)
                 self.progress(len(chunk))
@@ -296,11 +298,18 @@ class _Fetch:
                 if sniffing and held_size >= SNIFF_BYTES:
                     sniffing = False
                     self._sniff(held, writer)
+                if offer and not sniffing and split is None:
+                    split = self.split = self._offer(span, writer, writer.size + held_size)
                 if held_size >= _block_size(writer.size):
                     await writer.append(held)
                     held, held_size = [], 0
+                if split is not None and split.reached:
+                    break
             if sniffing:
                 self._sniff(held, writer)
+            if split is not None and split.reached:
+                await writer.append(held)
+                return None
         except (RetryableError, asyncio.CancelledError):
             # Keep what arrived, so the next attempt (or the next run, after Ctrl-C or
             # SIGTERM) resumes after it.
@@ -332,6 +341,15 @@ class _Fetch:
         name = self.stem + self._extension(writer.content_type)
         digest = await writer.finish(held, f"{self.folder}/{name}")
         return FetchedFile(self.role, name, self.url, size, digest, writer.content_type)
+
+    def _offer(self, span: Span, writer: PartWriter, pos: int) -> Split:
+        """Open the download to idle slots: its type is accepted, its rest can be ranged."""
+        assert self.splits is not None and writer.validator is not None
+        assert span.total is not None  # `splittable` says so
+        return Split(
+            self.splits, self.http, self.url, self.role, self.part, writer.validator,
+            span.total, pos, self.progress, self.space,
+        )  # fmt: skip
 
     def _sniff(self, held: list[bytes], writer: PartWriter) -> None:
         """Fail the file if its first bytes are a web page, JSON or XML the role refuses."""
@@ -379,7 +397,3 @@ class _Fetch:
 def _block_size(written: int) -> int:
     """How much to gather before a hop to the writer thread: more as the file proves large."""
     return min(MAX_BLOCK, max(BLOCK, written // 8))
-
-
-def _retry_after(response: MediaResponse) -> float | None:
-    return parse_retry_after(response.headers.get("Retry-After"))

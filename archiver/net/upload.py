@@ -19,13 +19,8 @@ from archiver.errors import (
     RetryableError,
     TransferError,
 )
-from archiver.net.download import (
-    CONTENT_RANGE,
-    FetchedFile,
-    range_validator,
-    status_error,
-    with_retries,
-)
+from archiver.net.answers import status_error, with_retries
+from archiver.net.download import CONTENT_RANGE, FetchedFile, range_validator
 from archiver.net.http import HttpClient, MediaResponse
 from archiver.net.mediatype import (
     SNIFF_BYTES,

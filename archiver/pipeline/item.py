@@ -17,6 +17,7 @@ from typing import Any
 from archiver.errors import ArchivePathError, ArchiverError, ArchiveWriteError, TransferError
 from archiver.net.download import FetchedFile
 from archiver.net.http import HttpClient
+from archiver.net.segments import SplitBoard
 from archiver.sources.records import ArchiveItem
 from archiver.store.archivefs import archive_wide, path_error
 from archiver.store.backend import ArchiveStore, Fetch, ItemPlace
@@ -52,6 +53,7 @@ class ItemLimits:
 
     store: ArchiveStore  # where the archive lives: a folder or a bucket
     max_file_bytes: int
+    splits: SplitBoard | None = None  # downloads that idle slots may take half of
 
 
 class ItemRun:
@@ -100,7 +102,7 @@ class ItemRun:
             stem = _free_stem(file_stem(ref), ref.role, ref.url, known)
             try:
                 fetched, path = await self.place.fetch(
-                    Fetch(http, ref, stem, self.limits.max_file_bytes, received)
+                    Fetch(http, ref, stem, self.limits.max_file_bytes, received, self.limits.splits)
                 )
             except (ArchiverError, OSError) as exc:
                 self._failures.append((index, ref.role, _why(exc, self.place.path)))

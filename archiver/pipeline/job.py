@@ -4,11 +4,12 @@ Each source is listed by its own task, page by page (see `listing`), into one bo
 items. One opener takes them in listing order, opens each item's place and queues its files,
 and a fixed pool of `concurrency` download slots takes files, not items: a slot that finishes
 a file takes the next one of any item, so a task's cover never waits behind its video and no
-slot idles while files are waiting. Whoever completes an item's last file writes its sidecar
-and hands it to the batch of items to flush and record (one flush and one manifest
-transaction per batch). Downloads begin while listing goes on, and memory stays flat however
-long the list: both queues are bounded. The job is the one place that catches what stops a
-run and says why. This module imports no concrete source.
+slot idles while files are waiting; a slot with no file left takes half of the largest
+download still coming (`archiver.net.segments`). Whoever completes an item's last file writes
+its sidecar and hands it to the batch of items to flush and record (one flush and one
+manifest transaction per batch). Downloads begin while listing goes on, and memory stays flat
+however long the list: both queues are bounded. The job is the one place that catches what
+stops a run and says why. This module imports no concrete source.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from archiver.catalog.describe import describe_item
 from archiver.config.settings import Config, SourceConfig
 from archiver.errors import ArchiverError, ArchiveWriteError
 from archiver.net.http import HttpClient
+from archiver.net.segments import SplitBoard
 from archiver.pipeline.item import ItemLimits, ItemResult, ItemRun, ItemTask, open_item
 from archiver.pipeline.listing import Progress, SourceLister, WorkItem
 from archiver.reporting.repeats import FAILED, RepeatedWarnings
@@ -71,6 +73,9 @@ class ArchiveJob:
         self.space = FreeSpace(str(self.root), config.min_free_space) if not config.s3 else None
         # Where the items go: the archive's folder or its bucket, open while the pipeline runs.
         self._store: ArchiveStore | None = None
+        # Downloads an idle slot may take the upper half of; only into a local folder.
+        splitting = config.split_files and config.s3 is None and not dry_run
+        self._splits = SplitBoard() if splitting else None
         self._lister = SourceLister(
             config,
             manifest,
@@ -189,7 +194,9 @@ class ArchiveJob:
     ) -> None:
         """Open each listed item and queue its files, one unit of work each, in listing order."""
         assert self._store is not None  # items are opened only while the store is
-        limits = ItemLimits(store=self._store, max_file_bytes=self.config.max_file_bytes)
+        limits = ItemLimits(
+            store=self._store, max_file_bytes=self.config.max_file_bytes, splits=self._splits
+        )
         while (work := await items.get()) is not None:
             known = work.known
             task = ItemTask(
@@ -221,7 +228,10 @@ class ArchiveJob:
     async def _download_slot(
         self, http: HttpClient, files: asyncio.Queue[_FileWork | None]
     ) -> None:
-        """One download in flight at a time: any item's next file, as soon as one is done."""
+        """One download in flight at a time: any item's next file, as soon as one is done.
+
+        Then, until the last ones are done, the upper halves of the largest still coming.
+        """
         while (unit := await files.get()) is not None:
             received = self._counter(unit.work.source.name)
             try:
@@ -233,6 +243,9 @@ class ArchiveJob:
                 unit.run.fail(unit.index, _unexpected(exc))
             if unit.run.done:
                 await self._finish(unit.work, unit.run)
+        if self._splits is not None:
+            # No file left to take: rather than idle, fetch half of one still coming.
+            await self._splits.help()
 
     def _counter(self, source: str) -> Callable[[int], None]:
         """What counts the bytes received for `source`: one per source, made once."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from archiver.config.settings import Config
     from archiver.net.download import FetchedFile
     from archiver.net.http import HttpClient
+    from archiver.net.segments import SplitBoard
     from archiver.sources.records import MediaRef
 
 
@@ -48,6 +49,7 @@ class Fetch:
     stem: str
     max_bytes: int
     progress: Callable[[int], None]
+    splits: SplitBoard | None = None  # where idle slots may take half of it (a folder only)
 
 
 class ItemPlace(Protocol):
@@ -194,6 +196,7 @@ class FolderPlace:
             new_folder=self.made,
             space=self.store.space,
             expects=job.ref.expects,
+            splits=job.splits,
         )
         return fetched, f"{self.folder.path}/{fetched.name}"
 

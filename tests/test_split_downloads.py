@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,33 @@ async def test_a_run_killed_during_a_split_then_run_again_ends_whole(
             result = await run_cli("run", "-c", config, "--no-progress", "-q")
     assert result.code == 0, result.output
     assert_video_whole(archive_dir)
+
+
+async def test_ctrl_c_during_a_split_leaves_no_segment_and_the_next_run_ends_whole(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    async with SlowHost() as host:
+        records = [task_record(host)]
+        async with PageApi(lambda page, size: vth_page(records if page == 1 else [])) as api:
+            config = write_run_config(standin, tmp_path, api)
+            child = await spawn_cli("run", "-c", config, output=tmp_path / "stopped.txt")
+            try:
+                await asyncio.wait_for(host.helper_asked.wait(), 30)
+                await asyncio.sleep(0.3)  # the segment file is being written
+                child.send_signal(signal.SIGINT)
+                code = await asyncio.wait_for(child.wait(), 30)
+            finally:
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+            archive_dir = tmp_path / "archive"
+            assert code == 130, (tmp_path / "stopped.txt").read_text()
+            # The owner's exit cancelled its segment and deleted its file; what it had itself
+            # is kept in its `.part`, for the next run to resume after.
+            assert not list(archive_dir.rglob("*.tmp"))
+            assert list(archive_dir.rglob("video.part"))
+            result = await run_cli("run", "-c", config, "--no-progress", "-q")
+    assert result.code == 0, result.output
+    assert_video_whole(archive_dir)
+    resumed = [r for r in host.video_ranges[2:] if r is not None and r.endswith("-")]
+    assert resumed and int(resumed[0][len("bytes=") : -1]) > 0  # resumed, not fetched anew

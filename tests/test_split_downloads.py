@@ -42,10 +42,18 @@ class SlowHost:
     `replace_after`: once this many bytes of the first answer are sent, the file is replaced.
     """
 
-    def __init__(self, fault: str | None = None, replace_after: int | None = None) -> None:
+    def __init__(
+        self,
+        fault: str | None = None,
+        replace_after: int | None = None,
+        *,
+        body: bytes = VIDEO,
+        rate: int = RATE,
+    ) -> None:
         self.fault = fault
+        self.rate = rate
         self.replace_after = replace_after
-        self.body = VIDEO
+        self.body = body
         self.etag = '"v1"'
         self.requests: list[tuple[str, str | None, str | None]] = []
         self.helper_asked = asyncio.Event()
@@ -91,7 +99,7 @@ class SlowHost:
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = len(part)
         await response.prepare(request)
-        step = int(RATE * TICK)
+        step = int(self.rate * TICK)
         sent = 0
         try:
             for at in range(0, len(part) if cut is None else cut, step):
@@ -229,6 +237,17 @@ async def test_a_file_replaced_upstream_during_a_split_is_never_spliced(
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     else:
         assert not list(archive_dir.rglob("video.mp4"))
+
+
+async def test_a_download_coming_fast_is_not_cut(standin: StandIn, tmp_path: Path) -> None:
+    # 48 MiB at 64 MiB/s: a pace no CDN holds one connection to, so a second connection would
+    # add nothing but a copy of its bytes into the `.part`.
+    body = VIDEO[:12] + bytes(range(256)) * (48 * 4096)
+    async with SlowHost(body=body, rate=64 << 20) as host:
+        code, archive_dir = await archive(standin, tmp_path, host)
+    assert code == 0
+    assert host.video_ranges == [None]
+    assert_video_whole(archive_dir, body)
 
 
 async def test_split_files_false_makes_no_range_request(standin: StandIn, tmp_path: Path) -> None:

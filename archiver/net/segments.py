@@ -1,9 +1,10 @@
-"""An idle download slot takes the upper half of the largest download still in flight.
+"""An idle download slot takes the upper half of a slow download still in flight.
 
 At the end of a run the last large files would each come at one connection's pace while the
 other slots sit idle. A slot with no file left to take (`SplitBoard.help`) instead cuts the
-largest download still coming (`Split`): its owner stops receiving at a block-aligned `mid`,
-and the slot fetches [mid, limit) with `Range` and `If-Range` (the owner's validator) into a
+download still coming that would end last, if it comes at a slow pace, as a CDN holds one
+connection to (`Split`; a fast one gains nothing): its owner stops receiving at a
+block-aligned `mid`, and the slot fetches [mid, limit) with `Range` and `If-Range` (the owner's validator) into a
 segment file beside the `.part`. An owner may be cut again while it still has enough to
 fetch, so its segments form a chain up to the file's end; segments are not cut.
 
@@ -24,6 +25,7 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 
 from archiver.net.http import HttpClient, MediaResponse
@@ -38,6 +40,10 @@ log = logging.getLogger("archiver")
 # Less than this left to fetch is not worth a second connection: its start-up costs more than
 # it saves, and the owner would soon be done anyway.
 MIN_SPLIT = 2 << 20
+# A second connection adds speed only where one connection is held to a pace (a CDN gives one
+# connection a few MB/s); a download faster than this is not cut.
+SLOW = 32 << 20  # bytes a second
+JUDGE_AFTER = 0.3  # seconds of a download's pace before it is judged
 SEGMENT_BLOCK = 1 << 20  # bytes gathered before a write to a segment file, or a read back
 _READ_FLAGS = os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -80,12 +86,17 @@ class Split:
         self.validator = validator
         self.total = total
         self.pos = pos  # bytes the owner has taken, held or written
+        self.started, self.first = time.monotonic(), pos  # for the owner's pace
         self.limit = total  # where the owner stops; the segments go on from here
         self.progress = progress
         self.space = space
         self.segments: list[Segment] = []  # in order, contiguous from `limit` to `total`
         self.open = True  # may be cut (the owner is still receiving)
         board.splits.add(self)
+
+    def rate(self, now: float) -> float:
+        """The owner's pace since it was offered, in bytes a second."""
+        return (self.pos - self.first) / max(now - self.started, 1e-3)
 
     @property
     def left(self) -> int:
@@ -213,10 +224,23 @@ class SplitBoard:
         self.splits: set[Split] = set()
 
     async def help(self) -> None:
-        """Fetch the upper half of the largest download in flight, while one is worth it."""
-        while (owner := max(self.splits, key=lambda s: s.left, default=None)) is not None:
-            if owner.left < MIN_SPLIT:
-                return
+        """Fetch the upper half of the download that would end last, while one is worth it.
+
+        Only a download held to a slow pace is cut: one coming faster than `SLOW` is bound by
+        the link or by this machine, where a second connection adds nothing and its bytes cost
+        a copy into the `.part` (a 1 GiB file from a fast host took half as long again).
+        """
+        while True:
+            now = time.monotonic()
+            open_ = [s for s in self.splits if s.left >= MIN_SPLIT]
+            judged = [s for s in open_ if now - s.started >= JUDGE_AFTER]
+            slow = [s for s in judged if s.rate(now) < SLOW]
+            if not slow:
+                if len(judged) == len(open_):  # none left, or every one comes fast
+                    return
+                await asyncio.sleep(JUDGE_AFTER / 3)  # a download too new to judge its pace
+                continue
+            owner = max(slow, key=lambda s: s.left / max(s.rate(now), 1.0))
             segment = owner.cut()
             task = segment.task = asyncio.create_task(owner.fetch(segment))
             try:

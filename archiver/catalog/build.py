@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from archiver.catalog.backfill import Backfill
 from archiver.catalog.data import SIDECAR_NAME, href, write_data
@@ -52,6 +52,7 @@ FIRST_NAME = "index-first.js"
 # How long the catalog waits for a run writing the manifest to let it keep the descriptions it
 # read from sidecars; after that it keeps none and reads the rest as it goes.
 WRITER_WAIT = 1.0
+_FADVISE = getattr(os, "posix_fadvise", None)  # not on macOS
 
 
 def new_build() -> tuple[str, str]:
@@ -161,9 +162,38 @@ def render_page(build: tuple[str, str], counts: dict[str, int]) -> str:
 def _atomic_text(folder: Folder, name: str) -> Iterator[TextIO]:
     """Text written to `folder/name` through the archive's one atomic writer, flushed."""
     with atomic_file(folder, name, durable=True) as raw:
-        out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        stream = io.BufferedWriter(_Writeback(raw), buffer_size=1 << 20)
+        out = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
         try:
             yield out
             out.flush()
         finally:
             out.detach()  # the writer closes the file itself
+
+
+class _Writeback(io.RawIOBase):
+    """A file's bytes, the kernel told every few MiB to start writing them to disk.
+
+    The data script is 188 MB at 200,000 tasks: flushed only at its end, the disk wrote it
+    all while the build waited (0.4-0.9 s); started as it grows, the writing overlaps the
+    building and the final flush finds little left.
+    """
+
+    EVERY = 8 << 20
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._since = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._raw.write(data)
+        self._since += len(data)
+        if self._since >= self.EVERY and _FADVISE is not None:
+            self._since = 0
+            self._raw.flush()
+            _FADVISE(self._raw.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return len(data)

@@ -4,9 +4,10 @@ At the end of a run the last large files would each come at one connection's pac
 other slots sit idle. A slot with no file left to take (`SplitBoard.help`) instead cuts the
 download still coming that would end last, if it comes at a slow pace, as a CDN holds one
 connection to (`Split`; a fast one gains nothing): its owner stops receiving at a
-block-aligned `mid`, and the slot fetches [mid, limit) with `Range` and `If-Range` (the owner's validator) into a
-segment file beside the `.part`. An owner may be cut again while it still has enough to
-fetch, so its segments form a chain up to the file's end; segments are not cut.
+block-aligned `mid`, and the slot fetches [mid, limit) with `Range` and `If-Range` (the
+owner's validator) into a segment file beside the `.part`. An owner may be cut again while
+it still has enough to fetch, so its segments form a chain up to the file's end; segments are
+not cut.
 
 The owner, on reaching `mid`, appends each segment in order to its own `.part` through its
 `PartWriter`, so the sha256, the length check and the rename are exactly those of a file that

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-from types import FrameType
 
 HELD = {signal.SIGINT, signal.SIGTERM}
 
@@ -24,10 +23,12 @@ def entry_point() -> None:
     try:
         try:
             try:
+                from archiver import interrupts
                 from archiver.cli import main
 
-                # Until a run installs its own handler, SIGTERM stops things as Ctrl-C does.
-                signal.signal(signal.SIGTERM, _interrupt)
+                # Until a run's loop takes them, both raise KeyboardInterrupt, remembered in
+                # case one strikes inside a finalizer, where Python would drop it.
+                interrupts.install()
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a held signal strikes here
             code = main()
@@ -55,10 +56,6 @@ def _leave_interrupted() -> None:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(130)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -97,3 +97,48 @@ def test_a_signal_right_after_start_exits_130_quietly(
         assert child.returncode == 130, (delay, output)
         assert "Traceback" not in output, (delay, output)
         assert "KeyboardInterrupt" not in output, (delay, output)
+
+
+FINALIZER_CHILD = """
+import os, sys, time
+from archiver import interrupts
+from archiver.cli import main
+
+interrupts.install()
+
+
+class Slow:
+    def __del__(self):
+        print("in a finalizer", flush=True)
+        time.sleep(3)  # the signal strikes here, where Python drops what a handler raises
+
+
+Slow()
+os._exit(main(["run", "-c", sys.argv[1], "--no-progress"]))
+"""
+
+
+def test_a_signal_dropped_by_a_finalizer_still_stops_the_run(
+    tmp_path: Path, silent_api: str
+) -> None:
+    # Without the signal remembered, the run would go on to wait on the silent listing.
+    config = _config(tmp_path, silent_api)
+    child = subprocess.Popen(
+        [sys.executable, "-c", FINALIZER_CHILD, str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**CHILD_ENV, "PYTHONUNBUFFERED": "1"},
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "in a finalizer\n"
+        os.kill(child.pid, signal.SIGINT)
+        output, _ = child.communicate(timeout=15)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, output
+    assert "KeyboardInterrupt" not in output and "Traceback" not in output, output

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from archiver import interrupts
 from archiver.config.settings import BucketSettings, Config, SourceConfig
 from archiver.errors import ArchiveBusy, ArchiverError, ConfigError, UsageError
 from archiver.pipeline.job import ArchiveJob
@@ -358,6 +359,8 @@ def run_cancellable(
 
             watch(cancel)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        if handled and interrupts.pending():
+            task.cancel()  # a signal before the loop, dropped by a finalizer it struck in
         try:
             return await start()
         finally:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from archiver.standin import StandIn
 from tests.pageapi import PageApi, source_config, vth_page
-from tests.support import config_dict, run_cli, spawn_cli, write_config
+from tests.support import CliResult, config_dict, run_cli, spawn_cli, write_config
 
 # 3 MiB at 1.5 MiB/s: the cover's slot finds more than 2 MiB of the video still to come.
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * (3 * 4096 - 1)
@@ -258,30 +259,19 @@ async def test_split_files_false_makes_no_range_request(standin: StandIn, tmp_pa
     assert_video_whole(archive_dir)
 
 
-async def test_a_run_killed_during_a_split_then_run_again_ends_whole(
-    standin: StandIn, tmp_path: Path
-) -> None:
-    async with SlowHost() as host:
-        records = [task_record(host)]
-        async with PageApi(lambda page, size: vth_page(records if page == 1 else [])) as api:
-            config = write_run_config(standin, tmp_path, api)
-            child = await spawn_cli("run", "-c", config, output=tmp_path / "killed.txt")
-            try:
-                await asyncio.wait_for(host.helper_asked.wait(), 30)
-                await asyncio.sleep(0.3)  # the segment file is being written
-            finally:
-                child.kill()
-                await child.wait()
-            archive_dir = tmp_path / "archive"
-            assert list(archive_dir.rglob("*.tmp")), "the kill fell during a split"
-            result = await run_cli("run", "-c", config, "--no-progress", "-q")
-    assert result.code == 0, result.output
-    assert_video_whole(archive_dir)
+@dataclass
+class Stopped:
+    """A run stopped by a signal while a segment was coming, then the run after it."""
+
+    code: int  # the stopped run's exit status
+    temporaries: list[Path]  # what it left in the archive, before the next run
+    parts: list[Path]
+    output: str
+    again: CliResult  # the next run
+    host: SlowHost
 
 
-async def test_ctrl_c_during_a_split_leaves_no_segment_and_the_next_run_ends_whole(
-    standin: StandIn, tmp_path: Path
-) -> None:
+async def stop_during_a_split(standin: StandIn, tmp_path: Path, signum: int) -> Stopped:
     async with SlowHost() as host:
         records = [task_record(host)]
         async with PageApi(lambda page, size: vth_page(records if page == 1 else [])) as api:
@@ -290,20 +280,40 @@ async def test_ctrl_c_during_a_split_leaves_no_segment_and_the_next_run_ends_who
             try:
                 await asyncio.wait_for(host.helper_asked.wait(), 30)
                 await asyncio.sleep(0.3)  # the segment file is being written
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signum)
                 code = await asyncio.wait_for(child.wait(), 30)
             finally:
                 if child.returncode is None:
                     child.kill()
                     await child.wait()
             archive_dir = tmp_path / "archive"
-            assert code == 130, (tmp_path / "stopped.txt").read_text()
-            # The owner's exit cancelled its segment and deleted its file; what it had itself
-            # is kept in its `.part`, for the next run to resume after.
-            assert not list(archive_dir.rglob("*.tmp"))
-            assert list(archive_dir.rglob("video.part"))
-            result = await run_cli("run", "-c", config, "--no-progress", "-q")
-    assert result.code == 0, result.output
-    assert_video_whole(archive_dir)
-    resumed = [r for r in host.video_ranges[2:] if r is not None and r.endswith("-")]
+            temporaries = list(archive_dir.rglob("*.tmp"))
+            parts = list(archive_dir.rglob("video.part"))
+            again = await run_cli("run", "-c", config, "--no-progress", "-q")
+    output = (tmp_path / "stopped.txt").read_text()
+    return Stopped(code, temporaries, parts, output, again, host)
+
+
+async def test_a_run_killed_during_a_split_then_run_again_ends_whole(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    stopped = await stop_during_a_split(standin, tmp_path, signal.SIGKILL)
+    assert stopped.temporaries, "the kill fell during a split"
+    assert stopped.again.code == 0, stopped.again.output
+    assert_video_whole(tmp_path / "archive")
+
+
+async def test_ctrl_c_during_a_split_leaves_no_segment_and_the_next_run_ends_whole(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    stopped = await stop_during_a_split(standin, tmp_path, signal.SIGINT)
+    assert stopped.code == 130, stopped.output
+    # The owner's exit cancelled its segment and deleted its file; what it had itself is kept
+    # in its `.part`, for the next run to resume after.
+    assert stopped.temporaries == []
+    assert stopped.parts
+    assert stopped.again.code == 0, stopped.again.output
+    assert_video_whole(tmp_path / "archive")
+    ranges = stopped.host.video_ranges[2:]
+    resumed = [r for r in ranges if r is not None and r.endswith("-")]
     assert resumed and int(resumed[0][len("bytes=") : -1]) > 0  # resumed, not fetched anew

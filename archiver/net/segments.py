@@ -253,11 +253,13 @@ class SplitBoard:
 
 def splittable(response: MediaResponse, span: Span, validator: str | None) -> bool:
     """Whether the answer's rest may be asked for by a second connection, as a range."""
+    # Most files are too small ever to be cut: they are not offered at all.
+    if span.total is None or span.total - span.start < MIN_SPLIT:
+        return False
     ranges = response.headers.get("Accept-Ranges", "")
     return (
         response.status in (200, 206)
         and validator is not None
-        and span.total is not None
         and span.end == span.total
         and "bytes" in (r.strip().lower() for r in ranges.split(","))
     )

@@ -168,7 +168,10 @@ def _atomic_text(folder: Folder, name: str) -> Iterator[TextIO]:
             yield out
             out.flush()
         finally:
-            out.detach()  # the writer closes the file itself
+            # Both layers let go, so no bytes wait in a buffer the collector would flush into a
+            # file already closed: the writer closes the file itself.
+            out.detach()
+            stream.detach()
 
 
 class _Writeback(io.RawIOBase):
